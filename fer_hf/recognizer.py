@@ -1,4 +1,223 @@
+"""Face expression recognition on whole images: detect every face, classify all of them in one batch."""
+
+from __future__ import annotations
+
+import os
 from pathlib import Path
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model_cards" / "fer-vgg-fer2013"
-class FaceExpressionRecognizer:  # placeholder replaced below
-    pass
+from typing import Optional, Union
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from .detection import DETECTORS, build_detector
+from .image_processing_fer import to_pil_image
+
+MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
+#: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo.
+DEFAULT_MODEL_NAME = "fer-vgg-fer2013"
+DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
+
+_COLORS = {"angry": (220, 40, 40), "disgust": (120, 160, 30), "fear": (150, 60, 200), "happy": (250, 190, 0),
+           "sad": (40, 110, 220), "surprise": (250, 120, 20), "neutral": (160, 160, 160),
+           "contempt": (120, 80, 40)}
+
+
+def resolve_model(name_or_path: Optional[Union[str, os.PathLike]] = None) -> str:
+    """Model location: None -> the default released model; a folder name under ``model_cards/``; a
+    local path; otherwise the string is returned as a Hub model id."""
+    if name_or_path is None or str(name_or_path) == "":
+        return str(DEFAULT_MODEL_DIR)
+    candidate = MODEL_CARDS_DIR / str(name_or_path)
+    if (candidate / "config.json").is_file():
+        return str(candidate)
+    return str(name_or_path)
+
+
+def available_models() -> list:
+    """Names of the released model folders under ``model_cards/`` (each with a config.json)."""
+    if not MODEL_CARDS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in MODEL_CARDS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def load_image(image) -> Image.Image:
+    """A path (str / Path), file object, PIL image, numpy array (RGB order) or tensor -> PIL image
+    with its EXIF orientation applied.
+
+    Raises:
+        FileNotFoundError: for a missing path. PIL.UnidentifiedImageError: for an undecodable file.
+        TypeError / ValueError: for unsupported objects or array shapes.
+    """
+    if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
+        with Image.open(image) as opened:
+            opened.load()
+            return ImageOps.exif_transpose(opened)
+    image = to_pil_image(image)
+    return ImageOps.exif_transpose(image) or image
+
+
+def square_crop_box(box, image_size, margin: float):
+    """[x1, y1, x2, y2] -> a square box around the same centre, side = max(w, h) * (1 + margin), as
+    integers; it may extend past the image (PIL pads with black)."""
+    x1, y1, x2, y2 = [float(v) for v in box]
+    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
+    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+    return (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(cx + side / 2)), int(round(cy + side / 2)))
+
+
+class FaceExpressionRecognizer:
+    """Detect every face in an image and classify its expression with a fer_hf model.
+
+    Build it with `FaceExpressionRecognizer.from_pretrained`. ``predict(image)`` returns one dict per
+    face, a superset of the `fer` package's output (GUIDE.md §5)::
+
+        {"box": [x, y, w, h],            # ints, pixels of the original (EXIF-rotated) image
+         "score": 0.998,                 # detector confidence (MTCNN probability; Haar: see HaarDetector)
+         "emotions": {"angry": 0.01, ...},  # softmax probabilities over the model's labels, sum 1
+         "top_emotion": "happy", "top_score": 0.91}
+
+    faces sorted left to right; an image without faces gives ``[]`` (never an exception).
+
+    Args:
+        model: a `PreTrainedModel` for image classification (logits (batch, num_labels)).
+        image_processor: its image processor (e.g. `FerImageProcessor`).
+        detector: ``"mtcnn"`` (facenet-pytorch, default) or ``"haar"`` (OpenCV), or an object with a
+            ``detect(PIL.Image) -> (boxes (N, 4) xyxy, scores (N,))`` method.
+        min_face_size: smallest face searched for, in pixels of the original image.
+        margin: each crop is a square of side ``max(w, h) * (1 + margin)`` around the detected box.
+        detection_threshold: minimum MTCNN face probability (0..1).
+        max_detection_side: images whose longer side exceeds this many pixels are downscaled for
+            detection only (boxes are mapped back, crops come from the full-resolution image).
+        device: torch device for the classifier and MTCNN.
+    """
+
+    def __init__(self, model, image_processor, detector="mtcnn", min_face_size: int = 20, margin: float = 0.2,
+                 detection_threshold: float = 0.9, max_detection_side: int = 1280, device: str = "cpu"):
+        self.model = model.to(device).eval()
+        self.image_processor = image_processor
+        self.device = device
+        self.min_face_size = int(min_face_size)
+        self.margin = margin
+        self.max_detection_side = max_detection_side
+        self.detection_threshold = detection_threshold
+        self.id2label = {int(k): v for k, v in model.config.id2label.items()}
+        self._detectors = {}
+        self._custom_detector = None if isinstance(detector, str) else detector
+        if self._custom_detector is not None:
+            self.detector_name = getattr(detector, "name", type(detector).__name__)
+        else:
+            self.set_options(detector=detector)
+
+    def _get_detector(self, name, min_face_size):
+        key = (name, min_face_size)
+        if key not in self._detectors:
+            self._detectors[key] = build_detector(name, min_face_size=min_face_size, device=self.device,
+                                                  threshold=self.detection_threshold)
+        return self._detectors[key]
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: Optional[Union[str, os.PathLike]] = None, detector: str = "mtcnn",
+                        min_face_size: int = 20, device: str = "cpu", trust_remote_code: bool = True, **kwargs):
+        """Load a classifier with `AutoModelForImageClassification` / `AutoImageProcessor`.
+
+        ``name_or_path``: None (the default model shipped in ``model_cards/``), a released model name
+        (a folder under ``model_cards/``), a local folder, or a Hub model id. Other keyword arguments
+        go to the constructor.
+
+        Raises:
+            OSError: if the model cannot be found (for a Hub id while offline, too).
+        """
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        location = resolve_model(name_or_path)
+        model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=trust_remote_code)
+        processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=trust_remote_code)
+        recognizer = cls(model, processor, detector=detector, min_face_size=min_face_size, device=device, **kwargs)
+        recognizer.model_name = str(name_or_path or DEFAULT_MODEL_NAME)
+        return recognizer
+
+    def set_options(self, detector: Optional[str] = None, min_face_size: Optional[int] = None) -> None:
+        """Switch detector and/or minimum face size (detectors are built once and cached)."""
+        if detector is not None:
+            if detector not in DETECTORS:
+                raise ValueError(f"Unknown detector {detector!r}; choose one of {DETECTORS}")
+            self.detector_name = detector
+            self._custom_detector = None
+        if min_face_size is not None:
+            self.min_face_size = int(min_face_size)
+
+    def detect(self, image):
+        """Faces in ``image``: (boxes (N, 4) float32 [x1, y1, x2, y2] in original pixels, scores (N,))."""
+        return self._detect(load_image(image))
+
+    def _detect(self, image: Image.Image):
+        scale = 1.0
+        longest = max(image.size)
+        work = image
+        if self.max_detection_side and longest > self.max_detection_side:
+            scale = self.max_detection_side / longest
+            work = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                                Image.BILINEAR)
+        detector = self._custom_detector or self._get_detector(
+            self.detector_name, max(8, int(round(self.min_face_size * scale))))
+        boxes, scores = detector.detect(work)
+        return boxes / scale, scores
+
+    @torch.no_grad()
+    def classify_faces(self, face_images) -> np.ndarray:
+        """Face crops (list of PIL images / arrays) -> probabilities (N, num_labels) float32, one batch."""
+        if len(face_images) == 0:
+            return np.zeros((0, len(self.id2label)), np.float32)
+        inputs = self.image_processor(face_images, return_tensors="pt")
+        logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
+        return logits.float().softmax(-1).cpu().numpy()
+
+    def predict(self, image) -> list:
+        """All faces in ``image`` (path, PIL image, RGB numpy array or tensor; any mode; EXIF orientation
+        respected) with their expressions; ``[]`` when there is no face. See the class docstring."""
+        image = load_image(image)
+        boxes, scores = self._detect(image)
+        order = np.argsort(boxes[:, 0]) if len(boxes) else []
+        rgb = image.convert("RGB") if image.mode not in ("L", "RGB") else image
+        crops, kept = [], []
+        for i in order:
+            x1, y1, x2, y2 = boxes[i]
+            if x2 - x1 < 1 or y2 - y1 < 1:
+                continue
+            crops.append(rgb.crop(square_crop_box(boxes[i], image.size, self.margin)))
+            kept.append(i)
+        probabilities = self.classify_faces(crops)
+        faces = []
+        for i, probs in zip(kept, probabilities):
+            x1, y1, x2, y2 = boxes[i]
+            x, y = max(0, int(round(x1))), max(0, int(round(y1)))
+            w = int(round(min(x2, image.width))) - x
+            h = int(round(min(y2, image.height))) - y
+            emotions = {self.id2label[j]: round(float(p), 4) for j, p in enumerate(probs)}
+            top = int(np.argmax(probs))
+            faces.append({"box": [x, y, w, h], "score": round(float(scores[i]), 4), "emotions": emotions,
+                          "top_emotion": self.id2label[top], "top_score": round(float(probs[top]), 4)})
+        return faces
+
+    def annotate(self, image, faces: list) -> Image.Image:
+        """RGB PIL image: ``image`` with each face's box, top emotion and probability drawn on it."""
+        canvas = load_image(image).convert("RGB")
+        draw = ImageDraw.Draw(canvas)
+        thickness = max(2, round(max(canvas.size) / 300))
+        for face in faces:
+            x, y, w, h = face["box"]
+            color = _COLORS.get(face["top_emotion"], (0, 200, 0))
+            draw.rectangle([x, y, x + w, y + h], outline=color, width=thickness)
+            font_size = max(12, int(w / 6))
+            try:
+                font = ImageFont.load_default(size=font_size)
+            except TypeError:  # Pillow < 10.1
+                font = ImageFont.load_default()
+            text = f"{face['top_emotion']} {face['top_score']:.0%}"
+            left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+            text_y = y - (bottom - top) - 2 * thickness if y - (bottom - top) - 2 * thickness >= 0 else y + h
+            draw.rectangle([x, text_y, x + (right - left) + 2 * thickness, text_y + (bottom - top) + 2 * thickness],
+                           fill=color)
+            draw.text((x + thickness, text_y + thickness - (top - y)), text, fill=(0, 0, 0), font=font)
+        return canvas
