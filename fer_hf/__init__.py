@@ -15,7 +15,9 @@ __version__ = "0.1.0"
 
 AutoConfig.register(FerVGGConfig.model_type, FerVGGConfig, exist_ok=True)
 AutoModelForImageClassification.register(FerVGGConfig, FerVGGForImageClassification, exist_ok=True)
-AutoImageProcessor.register(FerVGGConfig, slow_image_processor_class=FerImageProcessor, exist_ok=True)
+# One implementation (PIL + numpy, deterministic) serves whichever backend transformers asks for.
+AutoImageProcessor.register(FerVGGConfig, image_processor_classes={"pil": FerImageProcessor,
+                                                                   "torchvision": FerImageProcessor}, exist_ok=True)
 # Saved folders carry their own code so that trust_remote_code loading works without fer_hf.
 FerVGGConfig.register_for_auto_class()
 FerVGGForImageClassification.register_for_auto_class("AutoModelForImageClassification")

@@ -1,0 +1,82 @@
+"""fer_hf Gradio app: the expression of every face in a photo, a webcam stream or a batch of files.
+
+    python app.py            # http://127.0.0.1:7860
+"""
+
+import os
+
+import gradio as gr
+
+from fer_hf import FER2013_LABELS
+from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices,
+                                  table_headers)
+from fer_hf.detection import DETECTORS
+from fer_hf.recognizer import DEFAULT_MODEL_NAME
+
+SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__), "..", "shared", "data", "samples"))
+EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
+            if os.path.isfile(os.path.join(SAMPLES, n))]
+
+with gr.Blocks(title="fer_hf: facial expression recognition") as demo:
+    gr.Markdown(
+        "# fer_hf: facial expression recognition\n"
+        "Finds every face (MTCNN or OpenCV Haar) and classifies its expression into angry, disgust, fear, "
+        "happy, sad, surprise or neutral with a CNN trained on FER2013. Expressions are not emotions: "
+        "do not use the output to judge people."
+    )
+    with gr.Accordion("Settings", open=False):
+        with gr.Row():
+            model = gr.Dropdown(model_choices() or [DEFAULT_MODEL_NAME], value=DEFAULT_MODEL_NAME,
+                                allow_custom_value=True, label="Model (released name, local folder or Hub id)")
+            detector = gr.Radio(list(DETECTORS), value="mtcnn", label="Face detector")
+            min_face_size = gr.Slider(10, 200, value=20, step=1, label="Minimum face size (pixels)")
+
+    with gr.Tab("Image"):
+        with gr.Row():
+            image_in = gr.Image(type="pil", sources=["upload", "clipboard"], label="Photo", image_mode=None)
+            image_out = gr.Image(type="pil", label="Annotated", format="png")
+        image_button = gr.Button("Find expressions", variant="primary")
+        image_summary = gr.Markdown()
+        image_table = gr.Dataframe(headers=table_headers(FER2013_LABELS), label="Faces (probabilities)",
+                                   interactive=False, wrap=True)
+        image_chart = gr.BarPlot(x="emotion", y="probability", color="face", y_lim=[0, 1],
+                                 label="Probabilities per face", sort=None)
+        with gr.Row():
+            png_file = gr.File(label="Annotated PNG")
+            json_file = gr.File(label="Faces JSON")
+        if EXAMPLES:
+            gr.Examples(EXAMPLES, inputs=image_in)
+
+    with gr.Tab("Webcam"):
+        gr.Markdown("Live stream: frames are downscaled and processed one at a time, so a 2-core CPU keeps up "
+                    "(slow frames are skipped, not queued).")
+        with gr.Row():
+            webcam_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
+            webcam_out = gr.Image(label="Annotated stream", format="jpeg")
+        webcam_status = gr.Markdown()
+        webcam_state = gr.State({})
+
+    with gr.Tab("Batch"):
+        batch_files = gr.File(file_count="multiple", file_types=["image"], label="Images")
+        batch_button = gr.Button("Process all", variant="primary")
+        batch_summary = gr.Markdown()
+        batch_gallery = gr.Gallery(label="Annotated", columns=4, height="auto")
+        batch_csv = gr.File(label="Results CSV")
+        batch_table = gr.Dataframe(headers=batch_headers(FER2013_LABELS), label="Results", interactive=False)
+
+    image_button.click(analyze_image, [image_in, model, detector, min_face_size],
+                       [image_out, image_table, image_chart, png_file, json_file, image_summary],
+                       api_name="analyze_image")
+    webcam_in.stream(analyze_frame, [webcam_in, model, detector, min_face_size, webcam_state],
+                     [webcam_out, webcam_status, webcam_state], stream_every=0.2, concurrency_limit=1,
+                     trigger_mode="always_last", time_limit=600, show_progress="hidden", api_name="analyze_frame")
+
+    def _batch(files, model, detector, min_face_size, progress=gr.Progress()):
+        return analyze_batch(files, model, detector, min_face_size, progress=progress)
+
+    batch_button.click(_batch, [batch_files, model, detector, min_face_size],
+                       [batch_gallery, batch_csv, batch_table, batch_summary], api_name="analyze_batch")
+
+if __name__ == "__main__":
+    demo.queue().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
