@@ -72,6 +72,10 @@ def parse_args(argv=None):
     parser.add_argument("--checkpoints_total_limit", type=int, default=2)
     parser.add_argument("--resume_from_checkpoint", default=None,
                         help="A checkpoint folder (output_dir/checkpoints/epoch_N) or 'latest'.")
+    parser.add_argument("--stop_after_epochs", type=int, default=None,
+                        help="Stop this invocation after N epochs (checkpointed); continue later with "
+                             "--resume_from_checkpoint latest. The schedule still spans --num_train_epochs.")
+    parser.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is available.")
     parser.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads per process.")
     parser.add_argument("--no_channels_last", action="store_true", help="Disable channels_last memory format.")
     parser.add_argument("--with_tracking", action="store_true", help="Also log to Accelerate trackers.")
@@ -92,6 +96,19 @@ def split_decay_parameters(model, weight_decay):
             continue
         (no_decay if param.ndim <= 1 else decay).append(param)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def select_subsets(dataset, max_train_samples=None, max_eval_samples=None, seed=42):
+    """Seeded random subsets of train and of validation/test (same rows for the same seed)."""
+    generator = torch.Generator().manual_seed(seed)
+    if max_train_samples is not None:
+        keep = torch.randperm(len(dataset["train"]), generator=generator)[:max_train_samples]
+        dataset["train"] = dataset["train"].select(sorted(keep.tolist()))
+    if max_eval_samples is not None:
+        for split in ("validation", "test"):
+            keep = torch.randperm(len(dataset[split]), generator=generator)[:max_eval_samples]
+            dataset[split] = dataset[split].select(sorted(keep.tolist()))
+    return dataset
 
 
 def latest_checkpoint(output_dir: Path):
@@ -123,7 +140,9 @@ def main(argv=None):
     command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    accelerator = Accelerator(gradient_accumulation_steps=args.gradient_accumulation_steps,
+    # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.
+    cpu = args.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
                               log_with=args.report_to if args.with_tracking else None,
                               project_dir=args.output_dir)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -138,18 +157,10 @@ def main(argv=None):
     processor = FerImageProcessor()
     with accelerator.main_process_first():
         dataset = load_fer2013(args.data_dir)
+    dataset = select_subsets(dataset, args.max_train_samples, args.max_eval_samples, args.seed)
     train_x, train_y = dataset_to_uint8(dataset["train"], processor, desc="decode train")
     val_x, val_y = dataset_to_uint8(dataset["validation"], processor, desc="decode validation")
     test_x, test_y = dataset_to_uint8(dataset["test"], processor, desc="decode test")
-    if args.max_train_samples is not None:
-        keep = torch.randperm(len(train_y), generator=torch.Generator().manual_seed(args.seed))[: args.max_train_samples]
-        train_x, train_y = train_x[keep], train_y[keep]
-    if args.max_eval_samples is not None:
-        generator = torch.Generator().manual_seed(args.seed)
-        keep = torch.randperm(len(val_y), generator=generator)[: args.max_eval_samples]
-        val_x, val_y = val_x[keep], val_y[keep]
-        keep = torch.randperm(len(test_y), generator=generator)[: args.max_eval_samples]
-        test_x, test_y = test_x[keep], test_y[keep]
     logger.info(f"train {len(train_y)}, validation (PublicTest) {len(val_y)}, test (PrivateTest) {len(test_y)}")
 
     train_loader = DataLoader(TensorDataset(train_x, train_y), batch_size=args.per_device_train_batch_size,
@@ -192,9 +203,12 @@ def main(argv=None):
 
     # ---------------------------------------------------------------- train
     total_images = args.num_train_epochs * len(train_loader) * args.per_device_train_batch_size * accelerator.num_processes
+    end_epoch = args.num_train_epochs
+    if args.stop_after_epochs is not None:
+        end_epoch = min(end_epoch, start_epoch + args.stop_after_epochs)
     progress = tqdm(total=args.num_train_epochs * len(train_loader), initial=start_epoch * len(train_loader),
                     disable=not accelerator.is_local_main_process, desc="train", unit="batch", mininterval=5)
-    for epoch in range(start_epoch, args.num_train_epochs):
+    for epoch in range(start_epoch, end_epoch):
         model.train()
         started = time.time()
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -254,6 +268,11 @@ def main(argv=None):
                 shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
     progress.close()
+    if end_epoch < args.num_train_epochs:
+        accelerator.print(f"Stopped after epoch {end_epoch} of {args.num_train_epochs}; resume with "
+                          "--resume_from_checkpoint latest")
+        accelerator.end_training()
+        return None
 
     # ---------------------------------------------------------------- final evaluation of the chosen checkpoint
     accelerator.wait_for_everyone()
