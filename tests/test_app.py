@@ -1,0 +1,151 @@
+"""The Gradio app: its functions on real photos, the server through gradio_client, and the page in Chromium."""
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fer_hf import FER2013_LABELS
+from fer_hf.app_functions import analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices
+
+from conftest import REPO, SAMPLES
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def test_model_choices_lists_the_default_first():
+    assert model_choices()[0] == "fer-vgg-fer2013"
+
+
+def test_analyze_image_on_group_photo(tmp_path):
+    annotated, table, chart, png, js, summary = analyze_image(SAMPLES / "group.jpeg", output_dir=tmp_path)
+    assert len(table) >= 4 and list(table.columns[-7:]) == FER2013_LABELS
+    assert np.allclose(table[FER2013_LABELS].sum(axis=1), 1, atol=1e-3)
+    assert len(chart) == 7 * len(table) and set(chart["emotion"]) == set(FER2013_LABELS)
+    assert Image.open(png).size == Image.open(SAMPLES / "group.jpeg").size
+    assert summary.startswith(f"{len(table)} face(s) found")
+    import json
+
+    assert len(json.loads(open(js).read())) == len(table)
+    with pytest.raises(ValueError):
+        analyze_image(None)
+
+
+def test_analyze_image_without_faces(tmp_path):
+    _, table, chart, _, _, summary = analyze_image(Image.new("RGB", (300, 200), "white"), output_dir=tmp_path)
+    assert len(table) == 0 and len(chart) == 0 and summary.startswith("No face found")
+
+
+def test_batch_keeps_going_past_a_corrupt_file(tmp_path):
+    files = []
+    for name in ("happy-baby.jpeg", "group.jpeg", "surprised.jpeg"):
+        files.append(str(SAMPLES / name))
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes((SAMPLES / "neutral.jpeg").read_bytes()[:200])  # truncated JPEG
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (200, 200), "gray").save(blank)
+    files.insert(1, str(corrupt))
+    files.append(str(blank))
+    calls = []
+    gallery, csv_path, table, summary = analyze_batch(files, output_dir=tmp_path / "out",
+                                                      progress=lambda f, desc=None: calls.append(f))
+    assert calls[-1] == 1.0 and len(calls) == len(files) + 1
+    rows = list(csv.DictReader(open(csv_path)))
+    assert list(rows[0]) == batch_headers(FER2013_LABELS)
+    by_file = {}
+    for row in rows:
+        by_file.setdefault(row["file"], []).append(row)
+    assert by_file["corrupt.jpg"][0]["status"].startswith("error:") and len(by_file["corrupt.jpg"]) == 1
+    assert by_file["blank.png"][0]["status"] == "no face"
+    assert len(by_file["group.jpeg"]) >= 4 and all(r["status"] == "ok" for r in by_file["group.jpeg"])
+    assert by_file["happy-baby.jpeg"][0]["top_emotion"] == "happy"
+    assert len(gallery) == 4  # every readable file, the corrupt one excluded
+    assert "1 unreadable" in summary and len(table) == len(rows)
+
+
+def test_webcam_frames_report_fps():
+    frame = np.asarray(Image.open(SAMPLES / "surprised.jpeg").convert("RGB"))
+    state = {}
+    for _ in range(3):
+        annotated, text, state = analyze_frame(frame, state=state)
+    assert annotated.ndim == 3 and max(annotated.shape[:2]) == 480
+    assert "frames/s achieved" in text and "1 face(s)" in text and len(state["stamps"]) == 3
+    assert analyze_frame(None)[0] is None
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    log = open(tmp_path_factory.mktemp("server") / "app.log", "w")
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(180):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except Exception:
+            if process.poll() is not None:
+                raise RuntimeError(open(log.name).read()[-3000:])
+            time.sleep(1)
+    else:
+        process.kill()
+        raise RuntimeError("app.py did not start in 180 s")
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_server_through_gradio_client(server):
+    from gradio_client import Client, handle_file
+
+    client = Client(server, verbose=False)
+    annotated, table, chart, png, js, summary = client.predict(
+        handle_file(str(SAMPLES / "group.jpeg")), "fer-vgg-fer2013", "mtcnn", 20, api_name="/analyze_image")
+    assert "face(s) found" in summary and int(summary.split()[0]) >= 4
+    assert len(table["data"]) >= 4
+    assert Image.open(png).size == (1280, 853)
+    gallery, csv_file, batch_table, batch_summary = client.predict(
+        [handle_file(str(SAMPLES / "happy-baby.jpeg")), handle_file(str(SAMPLES / "surprised.jpeg"))],
+        "fer-vgg-fer2013", "haar", 30, api_name="/analyze_batch")
+    assert len(gallery) == 2 and batch_summary.startswith("2 file(s)")
+    assert open(csv_file).read().startswith("file,face_index")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+def test_page_in_headless_chromium(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        page.goto(server)
+        expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
+        page.locator("input[type=file]").first.set_input_files(str(SAMPLES / "group.jpeg"))
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Find expressions").click()
+        summary = page.get_by_text("face(s) found with mtcnn")
+        expect(summary).to_be_visible(timeout=120_000)
+        assert int(summary.inner_text().split()[0]) >= 4
+        annotated = page.locator("img[src*='annotated']")
+        expect(annotated.first).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        browser.close()
