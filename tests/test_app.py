@@ -145,7 +145,11 @@ def test_page_in_headless_chromium(server, tmp_path):
         summary = page.get_by_text("face(s) found with mtcnn")
         expect(summary).to_be_visible(timeout=120_000)
         assert int(summary.inner_text().split()[0]) >= 4
-        annotated = page.locator("img[src*='annotated']")
-        expect(annotated.first).to_be_visible(timeout=30_000)
+        # the annotated output: a second served image next to the uploaded one, with a Download link
+        expect(page.get_by_role("link", name="Download").first).to_be_visible(timeout=30_000)
+        served = page.locator("img[src*='/gradio_api/file=']")
+        assert served.count() >= 2
+        width = served.last.evaluate("img => img.naturalWidth")
+        assert width == 1280
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
