@@ -45,9 +45,11 @@ logger = get_logger(__name__)
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="fer2013", choices=["fer2013"], help="Corpus to train on.")
-    parser.add_argument("--data_dir", required=True,
-                        help="fer2013.csv, the image-folder layout (zip or folder), or a Hub dataset id.")
+    parser.add_argument("--data_dir", help="fer2013.csv, the image-folder layout (zip or folder), or a Hub dataset id.")
     parser.add_argument("--output_dir", required=True, help="Where the model, logs, plots and checkpoints go.")
+    parser.add_argument("--rewrite_model_card", action="store_true",
+                        help="Only rewrite README.md and the plots of a finished run in --output_dir from its "
+                             "eval_results.json and train_log.jsonl (e.g. after the card template changed).")
     parser.add_argument("--model_name", default=None, help="Name used in the model card (default: output_dir name).")
     parser.add_argument("--hidden_sizes", type=int, nargs="+", default=[32, 64, 128, 256])
     parser.add_argument("--layers_per_stage", type=int, default=2)
@@ -84,6 +86,8 @@ def parse_args(argv=None):
     parser.add_argument("--hub_model_id", default=None)
     parser.add_argument("--hub_token", default=None)
     args = parser.parse_args(argv)
+    if not args.data_dir and not args.rewrite_model_card:
+        parser.error("--data_dir is required")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
     return args
@@ -135,9 +139,39 @@ def predict(model, loader, processor, accelerator, channels_last, flip_tta=False
     return torch.cat(all_logits), torch.cat(all_labels)
 
 
+def write_card_and_plots(output_dir: Path, results: dict, history: list, args: dict, command: str,
+                         num_parameters: int) -> None:
+    save_training_plots(history, results["test"]["confusion_matrix"], FER2013_LABELS, output_dir)
+    write_model_card(output_dir, results, history, args, command, model_name=args.get("model_name") or output_dir.name,
+                     num_parameters=num_parameters, dropped_rows=results.get("dropped_rows", 0),
+                     split_sizes=results.get("split_sizes"))
+
+
+def rewrite_model_card(output_dir: Path) -> None:
+    """Rewrite the card and plots of a finished run from the files it wrote. Runs that predate the
+    ``split_sizes`` / ``args`` keys of eval_results.json have them recomputed from their command."""
+    results = json.loads((output_dir / "eval_results.json").read_text())
+    history = [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines() if line]
+    command = results["command"]
+    run_args = results.get("args") or vars(parse_args(shlex.split(command)[3:]))
+    if "split_sizes" not in results:
+        dataset = select_subsets(load_fer2013(run_args["data_dir"]), run_args["max_train_samples"],
+                                 run_args["max_eval_samples"], run_args["seed"])
+        results["split_sizes"] = {split: len(dataset[split]) for split in ("train", "validation", "test")}
+        results["dropped_rows"] = len(dataset.dropped)
+    model = FerVGGForImageClassification.from_pretrained(output_dir)
+    write_card_and_plots(output_dir, results, history, run_args, command,
+                         sum(p.numel() for p in model.parameters()))
+
+
 def main(argv=None):
     args = parse_args(argv)
-    command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    if args.rewrite_model_card:
+        return rewrite_model_card(Path(args.output_dir))
+    given = list(argv or sys.argv[1:])
+    if "--hub_token" in given:  # never write a token into logs, results or cards
+        given[given.index("--hub_token") + 1: given.index("--hub_token") + 2] = ["***"]
+    command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in given)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.
@@ -279,7 +313,9 @@ def main(argv=None):
     best = FerVGGForImageClassification.from_pretrained(output_dir / "best_model")
     accelerator.unwrap_model(model).load_state_dict(best.state_dict())
     results = {"protocol": "checkpoint chosen on PublicTest (validation) accuracy; PrivateTest (test) reported",
-               "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"] + 1, "command": command}
+               "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"] + 1, "command": command,
+               "args": {k: v for k, v in vars(args).items() if k != "hub_token"}, "dropped_rows": len(getattr(dataset, "dropped", [])),
+               "split_sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)}}
     for split, loader in (("validation", val_loader), ("test", test_loader)):
         for tta in (False, True):
             logits, labels = predict(model, loader, processor, accelerator, channels_last, flip_tta=tta)
@@ -290,12 +326,8 @@ def main(argv=None):
         unwrapped.save_pretrained(output_dir, safe_serialization=True)
         processor.save_pretrained(output_dir)
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
-        save_training_plots(state["history"], results["test"]["confusion_matrix"], FER2013_LABELS, output_dir)
-        n_params = sum(p.numel() for p in unwrapped.parameters())
-        write_model_card(output_dir, results, state["history"], vars(args), command,
-                         model_name=args.model_name or output_dir.name, num_parameters=n_params,
-                         dropped_rows=len(getattr(dataset, "dropped", [])),
-                         split_sizes={"train": len(train_y), "validation": len(val_y), "test": len(test_y)})
+        write_card_and_plots(output_dir, results, state["history"], vars(args), command,
+                             sum(p.numel() for p in unwrapped.parameters()))
         logger.info(f"PrivateTest accuracy {results['test']['accuracy']:.4f} "
                     f"(PublicTest {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")
         if args.push_to_hub:

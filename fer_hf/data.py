@@ -337,8 +337,11 @@ def load_fer2013(path_or_id, **kwargs):
         return load_fer2013_csv(path)
     if path.exists():
         return load_fer2013_image_folder(path, **kwargs)
-    if os.sep in str(path_or_id) and not str(path_or_id).count("/") == 1:
-        raise FileNotFoundError(f"{path_or_id} does not exist")
+    text = str(path_or_id)
+    looks_like_path = (text.startswith((".", "/", "~")) or text.count("/") != 1
+                       or Path(text).suffix.lower() in (".csv", ".zip"))
+    if looks_like_path:
+        raise FileNotFoundError(f"FER2013 data not found at {text} (expected fer2013.csv, a zip or a folder)")
     return load_fer2013_hub(str(path_or_id), **kwargs)
 
 

@@ -69,7 +69,9 @@ def write_model_card(output_dir, results: dict, history: list, args: dict, comma
         f"{split_sizes.get('validation')}, PrivateTest {split_sizes.get('test')} images); its numbers are not "
         "FER2013 results.\n")
     front = f"""---
-license: mit
+license: other
+license_name: fer2013-research-non-commercial
+license_link: https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge
 library_name: transformers
 pipeline_tag: image-classification
 tags:
@@ -214,7 +216,7 @@ for any decision about an individual. A facial expression is not an emotion.
 
 FER2013 (Goodfellow et al., 2013, "Challenges in Representation Learning: A report on three machine
 learning contests") has no explicit licence; treat it, and therefore these weights, as research and
-non-commercial. The code of fer_hf is MIT licensed.
+non-commercial (hence `license: other` above). The code of fer_hf is MIT licensed.
 
 ## Citation
 
