@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -32,7 +31,6 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-import fer_hf
 from fer_hf import FER2013_LABELS, FerImageProcessor, FerVGGConfig, FerVGGForImageClassification
 from fer_hf.augmentation import augment_batch
 from fer_hf.data import dataset_to_uint8, load_fer2013
@@ -236,7 +234,6 @@ def main(argv=None):
     log_path = output_dir / "train_log.jsonl"
 
     # ---------------------------------------------------------------- train
-    total_images = args.num_train_epochs * len(train_loader) * args.per_device_train_batch_size * accelerator.num_processes
     end_epoch = args.num_train_epochs
     if args.stop_after_epochs is not None:
         end_epoch = min(end_epoch, start_epoch + args.stop_after_epochs)

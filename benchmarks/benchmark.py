@@ -109,7 +109,7 @@ def main():
     results["training_images_per_second_batch_64"] = round(64 / timed(train_step, max(5, args.repeats // 2)), 1)
 
     Path(args.output).write_text(json.dumps(results, indent=1))
-    lines = [f"# fer_hf speed benchmark\n", f"Command: `{results['command']}`  ", f"Date: {results['date']}  ",
+    lines = ["# fer_hf speed benchmark\n", f"Command: `{results['command']}`  ", f"Date: {results['date']}  ",
              f"Machine: {json.dumps(results['machine'])}  ",
              f"Model: {results['model']} ({results['num_parameters'] / 1e6:.2f}M parameters)\n",
              "| measure | value |", "| --- | --- |"]

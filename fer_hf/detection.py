@@ -66,7 +66,6 @@ class HaarDetector:
         self.min_neighbors = min_neighbors
 
     def detect(self, image: Image.Image):
-        import cv2
 
         gray = np.asarray(image.convert("L"))
         rects, _, weights = self.cascade.detectMultiScale3(

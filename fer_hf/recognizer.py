@@ -57,7 +57,7 @@ def load_image(image) -> Image.Image:
     return ImageOps.exif_transpose(image) or image
 
 
-def square_crop_box(box, image_size, margin: float):
+def square_crop_box(box, margin: float):
     """[x1, y1, x2, y2] -> a square box around the same centre, side = max(w, h) * (1 + margin), as
     integers; it may extend past the image (PIL pads with black)."""
     x1, y1, x2, y2 = [float(v) for v in box]
@@ -185,7 +185,7 @@ class FaceExpressionRecognizer:
             x1, y1, x2, y2 = boxes[i]
             if x2 - x1 < 1 or y2 - y1 < 1:
                 continue
-            crops.append(rgb.crop(square_crop_box(boxes[i], image.size, self.margin)))
+            crops.append(rgb.crop(square_crop_box(boxes[i], self.margin)))
             kept.append(i)
         probabilities = self.classify_faces(crops)
         faces = []

@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 from fer_hf import FER2013_LABELS, FerImageProcessor, FerVGGConfig, FerVGGForImageClassification
 from fer_hf.recognizer import DEFAULT_MODEL_DIR
 
-from conftest import CKPLUS, FER2013_ZIP, REPO
+from conftest import CKPLUS, FER2013_ZIP
 
 
 def _faces(count=8):
