@@ -73,6 +73,7 @@ def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
         faces = recognizer.predict(image)
     annotated = recognizer.annotate(image, faces)
     output_dir = Path(output_dir or tempfile.mkdtemp(prefix="fer_hf_"))
+    output_dir.mkdir(parents=True, exist_ok=True)
     png_path = output_dir / "annotated.png"
     json_path = output_dir / "faces.json"
     annotated.save(png_path)
@@ -125,6 +126,7 @@ def analyze_batch(files, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
     recognizer = get_recognizer(model, detector, min_face_size)
     labels = list(recognizer.id2label.values())
     output_dir = Path(output_dir or tempfile.mkdtemp(prefix="fer_hf_batch_"))
+    output_dir.mkdir(parents=True, exist_ok=True)
     fields = batch_headers(labels)
     rows, gallery = [], []
     n_faces = n_errors = 0
