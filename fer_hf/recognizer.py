@@ -41,6 +41,9 @@ def available_models() -> list:
     return sorted(p.name for p in MODEL_CARDS_DIR.iterdir() if (p / "config.json").is_file())
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 def load_image(image) -> Image.Image:
     """A path (str / Path), file object, PIL image, numpy array (RGB order) or tensor -> PIL image
     with its EXIF orientation applied.
@@ -54,7 +57,9 @@ def load_image(image) -> Image.Image:
             opened.load()
             return ImageOps.exif_transpose(opened)
     image = to_pil_image(image)
-    return ImageOps.exif_transpose(image) or image
+    if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
+        return image  # already upright: no copy (predict, detect and annotate each call this)
+    return ImageOps.exif_transpose(image)
 
 
 def square_crop_box(box, margin: float):
