@@ -39,8 +39,8 @@ with gr.Blocks(title="fer_hf: facial expression recognition") as demo:
         image_summary = gr.Markdown()
         image_table = gr.Dataframe(headers=table_headers(FER2013_LABELS), label="Faces (probabilities)",
                                    interactive=False, wrap=True)
-        image_chart = gr.BarPlot(x="emotion", y="probability", color="face", y_lim=[0, 1],
-                                 label="Probabilities per face", sort=None)
+        image_chart = gr.BarPlot(x="face", y="probability", color="emotion", y_lim=[0, 1],
+                                 label="Probabilities per face (each bar sums to 1)", sort=None)
         with gr.Row():
             png_file = gr.File(label="Annotated PNG")
             json_file = gr.File(label="Faces JSON")

@@ -209,20 +209,29 @@ class FaceExpressionRecognizer:
         """RGB PIL image: ``image`` with each face's box, top emotion and probability drawn on it."""
         canvas = load_image(image).convert("RGB")
         draw = ImageDraw.Draw(canvas)
-        thickness = max(2, round(max(canvas.size) / 300))
+        longest = max(canvas.size)
+        thickness = max(2, round(longest / 300))
         for face in faces:
             x, y, w, h = face["box"]
             color = _COLORS.get(face["top_emotion"], (0, 200, 0))
             draw.rectangle([x, y, x + w, y + h], outline=color, width=thickness)
-            font_size = max(12, int(w / 6))
+            # readable on small faces in big photos, not overwhelming on big faces
+            font_size = int(min(max(w / 6, longest / 60, 12), max(longest / 25, 12)))
             try:
                 font = ImageFont.load_default(size=font_size)
             except TypeError:  # Pillow < 10.1
                 font = ImageFont.load_default()
             text = f"{face['top_emotion']} {face['top_score']:.0%}"
-            left, top, right, bottom = draw.textbbox((x, y), text, font=font)
-            text_y = y - (bottom - top) - 2 * thickness if y - (bottom - top) - 2 * thickness >= 0 else y + h
-            draw.rectangle([x, text_y, x + (right - left) + 2 * thickness, text_y + (bottom - top) + 2 * thickness],
-                           fill=color)
-            draw.text((x + thickness, text_y + thickness - (top - y)), text, fill=(0, 0, 0), font=font)
+            left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+            label_w, label_h = right - left + 2 * thickness, bottom - top + 2 * thickness
+            # above the box; below it if there is no room; inside its top edge if there is room for neither
+            if y - label_h >= 0:
+                label_y = y - label_h
+            elif y + h + label_h <= canvas.height:
+                label_y = y + h
+            else:
+                label_y = y
+            label_x = min(x, max(0, canvas.width - label_w))
+            draw.rectangle([label_x, label_y, label_x + label_w, label_y + label_h], fill=color)
+            draw.text((label_x + thickness - left, label_y + thickness - top), text, fill=(0, 0, 0), font=font)
         return canvas
