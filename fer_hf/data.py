@@ -23,7 +23,7 @@ from typing import Iterable, Optional
 import numpy as np
 from PIL import Image
 
-from .configuration_fer_vgg import FER2013_LABELS
+from .models.vgg.configuration_fer_vgg import FER2013_LABELS
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,123 @@
+"""Every fer_hf architecture family, one sub-package each (``models/<family>/configuration_*.py`` +
+``modeling_*.py``, as in ``transformers/models/<name>/``), and the one place that registers them all
+with the Auto classes.
+
+Registration makes ``AutoConfig`` / ``AutoModelForImageClassification`` / ``AutoImageProcessor`` /
+``pipeline("image-classification")`` know every fer_hf ``model_type`` once ``fer_hf`` is imported, and
+``register_for_auto_class`` makes ``save_pretrained`` copy each family's code into the saved folder so
+that ``from_pretrained(folder, trust_remote_code=True)`` works where fer_hf is not installed.
+
+To add a family: create ``models/<family>/`` with its config (a unique ``model_type`` and a
+``<FAMILY>_PRESETS`` dict of named configurations) and model, then add one line to `MODEL_FAMILIES`.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+from ..image_processing_fer import FerImageProcessor
+from .vgg import FER2013_LABELS, FerVGGConfig, FerVGGForImageClassification
+from .vgg.configuration_fer_vgg import FER_VGG_PRESETS
+
+#: (config class, image-classification model class, named presets) of every family.
+MODEL_FAMILIES = [
+    (FerVGGConfig, FerVGGForImageClassification, FER_VGG_PRESETS),
+]
+
+#: ``model_type`` -> (config class, model class); the only model types the app and CLI will load.
+FER_MODEL_TYPES = {config.model_type: (config, model) for config, model, _ in MODEL_FAMILIES}
+#: ``model_type`` -> {preset name: config keyword arguments}.
+FER_MODEL_PRESETS = {config.model_type: presets for config, _, presets in MODEL_FAMILIES}
+
+
+def _register_all() -> None:
+    for config_class, model_class, _ in MODEL_FAMILIES:
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModelForImageClassification.register(config_class, model_class, exist_ok=True)
+        # One implementation (PIL + numpy, deterministic) serves whichever backend transformers asks for.
+        AutoImageProcessor.register(config_class, image_processor_classes={"pil": FerImageProcessor,
+                                                                           "torchvision": FerImageProcessor},
+                                    exist_ok=True)
+        config_class.register_for_auto_class()
+        model_class.register_for_auto_class("AutoModelForImageClassification")
+    FerImageProcessor.register_for_auto_class("AutoImageProcessor")
+
+
+_register_all()
+
+
+def parse_config_overrides(text: Optional[str]) -> dict:
+    """``"hidden_sizes=[32,64],dropout_rate=0.3,use_batch_norm=false"`` -> a dict of Python values.
+
+    Values are parsed as JSON (numbers, ``true``/``false``, lists, quoted strings); anything that is not
+    JSON is kept as a string. Commas inside ``[...]`` do not split. Never evaluates code.
+
+    Raises:
+        ValueError: for an entry without ``=``.
+    """
+    import json
+
+    if not text:
+        return {}
+    entries, depth, current = [], 0, ""
+    for char in text:
+        depth += char in "[{"
+        depth -= char in "]}"
+        if char == "," and depth == 0:
+            entries.append(current)
+            current = ""
+        else:
+            current += char
+    entries.append(current)
+    overrides = {}
+    for entry in filter(None, (e.strip() for e in entries)):
+        if "=" not in entry:
+            raise ValueError(f"config override {entry!r} is not key=value")
+        key, value = (part.strip() for part in entry.split("=", 1))
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return overrides
+
+
+def build_config(model_type: str, preset: Optional[str] = None, overrides: Optional[dict] = None,
+                 label_names: Optional[list] = None):
+    """A fresh config of a fer_hf family.
+
+    Args:
+        model_type: a key of `FER_MODEL_TYPES` (``"fer_vgg"``, ...).
+        preset: optional name from that family's presets (`FER_MODEL_PRESETS[model_type]`).
+        overrides: config keyword arguments applied after the preset.
+        label_names: class names in id order (default: the 7 canonical FER2013 labels).
+    Raises:
+        ValueError: for an unknown model type, preset or config argument.
+    """
+    if model_type not in FER_MODEL_TYPES:
+        raise ValueError(f"Unknown model_type {model_type!r}; fer_hf model types: {sorted(FER_MODEL_TYPES)}")
+    config_class, _ = FER_MODEL_TYPES[model_type]
+    presets = FER_MODEL_PRESETS[model_type]
+    if preset is not None and preset not in presets:
+        raise ValueError(f"Unknown preset {preset!r} for {model_type}; choose one of {sorted(presets)}")
+    kwargs = dict(presets.get(preset, {}))
+    kwargs.update(overrides or {})
+    names = list(label_names or FER2013_LABELS)
+    config = config_class(id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}, **kwargs)
+    known = set(config_class().to_dict())
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise ValueError(f"{config_class.__name__} has no argument(s) {unknown}")
+    return config
+
+
+def build_model(model_type: str, preset: Optional[str] = None, overrides: Optional[dict] = None,
+                label_names: Optional[list] = None):
+    """A freshly initialised ``<Family>ForImageClassification`` (see `build_config` for the arguments)."""
+    config = build_config(model_type, preset, overrides, label_names)
+    return FER_MODEL_TYPES[model_type][1](config)
+
+
+__all__ = ["FER2013_LABELS", "FER_MODEL_PRESETS", "FER_MODEL_TYPES", "MODEL_FAMILIES", "build_config",
+           "build_model", "parse_config_overrides"]
