@@ -31,67 +31,132 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from fer_hf import FER2013_LABELS, FerImageProcessor, FerVGGConfig, FerVGGForImageClassification
-from fer_hf.augmentation import augment_batch
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+
+from fer_hf import FER2013_LABELS, FerImageProcessor
+from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset
 from fer_hf.data import dataset_to_uint8, load_fer2013
+from fer_hf.losses import CLASS_WEIGHTINGS, class_weights, classification_loss, distillation_loss
 from fer_hf.metrics import classification_metrics
 from fer_hf.modelcard import save_training_plots, write_model_card
+from fer_hf.models import FER_MODEL_PRESETS, FER_MODEL_TYPES, build_model, parse_config_overrides
+from fer_hf.profiling import count_parameters, gflops_per_face
+from fer_hf.tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 logger = get_logger(__name__)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="fer2013", choices=["fer2013"], help="Corpus to train on.")
-    parser.add_argument("--data_dir", help="fer2013.csv, the image-folder layout (zip or folder), or a Hub dataset id.")
-    parser.add_argument("--output_dir", required=True, help="Where the model, logs, plots and checkpoints go.")
-    parser.add_argument("--rewrite_model_card", action="store_true",
-                        help="Only rewrite README.md and the plots of a finished run in --output_dir from its "
-                             "eval_results.json and train_log.jsonl (e.g. after the card template changed).")
-    parser.add_argument("--model_name", default=None, help="Name used in the model card (default: output_dir name).")
-    parser.add_argument("--hidden_sizes", type=int, nargs="+", default=[32, 64, 128, 256])
-    parser.add_argument("--layers_per_stage", type=int, default=2)
-    parser.add_argument("--classifier_hidden_size", type=int, default=512)
-    parser.add_argument("--dropout_rate", type=float, default=0.4)
-    parser.add_argument("--stage_dropout_rate", type=float, default=0.0)
-    parser.add_argument("--num_train_epochs", type=int, default=24)
-    parser.add_argument("--per_device_train_batch_size", type=int, default=64)
-    parser.add_argument("--per_device_eval_batch_size", type=int, default=256)
-    parser.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    parser.add_argument("--learning_rate", type=float, default=3e-3, help="Peak learning rate of OneCycle.")
-    parser.add_argument("--weight_decay", type=float, default=0.05, help="AdamW weight decay (not on norms/biases).")
-    parser.add_argument("--warmup_ratio", type=float, default=0.25, help="OneCycle pct_start.")
-    parser.add_argument("--label_smoothing", type=float, default=0.1)
-    parser.add_argument("--max_grad_norm", type=float, default=5.0)
-    parser.add_argument("--crop_padding", type=int, default=4)
-    parser.add_argument("--max_rotation_degrees", type=float, default=10.0)
-    parser.add_argument("--max_translation", type=float, default=0.05)
-    parser.add_argument("--max_train_samples", type=int, default=None, help="Random subset of train (for tests).")
-    parser.add_argument("--max_eval_samples", type=int, default=None, help="Random subset of validation/test (for tests).")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--checkpoints_total_limit", type=int, default=2)
-    parser.add_argument("--resume_from_checkpoint", default=None,
-                        help="A checkpoint folder (output_dir/checkpoints/epoch_N) or 'latest'.")
-    parser.add_argument("--stop_after_epochs", type=int, default=None,
-                        help="Stop this invocation after N epochs (checkpointed); continue later with "
-                             "--resume_from_checkpoint latest. The schedule still spans --num_train_epochs.")
-    parser.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is available.")
-    parser.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads per process.")
-    parser.add_argument("--no_channels_last", action="store_true", help="Disable channels_last memory format.")
-    parser.add_argument("--with_tracking", action="store_true", help="Also log to Accelerate trackers.")
-    parser.add_argument("--report_to", default="all")
-    parser.add_argument("--push_to_hub", action="store_true")
-    parser.add_argument("--hub_model_id", default=None)
-    parser.add_argument("--hub_token", default=None)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="fer2013", choices=["fer2013"], help="Corpus to train on.")
+    data.add_argument("--data_dir", help="fer2013.csv, the image-folder layout (zip or folder), or a Hub dataset id.")
+    data.add_argument("--output_dir", required=True, help="Where the model, logs, plots and checkpoints go.")
+    data.add_argument("--max_train_samples", type=int, default=None, help="Random subset of train (for tests).")
+    data.add_argument("--max_eval_samples", type=int, default=None, help="Random subset of validation/test (for tests).")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model_type", default="fer_vgg", choices=sorted(FER_MODEL_TYPES),
+                       help="Architecture family (fer_hf/models/<family>/).")
+    model.add_argument("--config_preset", default=None,
+                       help="A named configuration of the family, e.g. fer_vgg: " + ", ".join(FER_MODEL_PRESETS["fer_vgg"])
+                            + " (see each family's *_PRESETS).")
+    model.add_argument("--config_overrides", default=None,
+                       help='Config arguments over the preset, e.g. "hidden_sizes=[32,64,128],dropout_rate=0.3" '
+                            "(values parsed as JSON).")
+    model.add_argument("--model_name_or_path", default=None,
+                       help="Start from a trained fer_hf model (folder or Hub id; safetensors only) instead of a "
+                            "fresh one: fine-tuning. --model_type/--config_* are then ignored.")
+    model.add_argument("--backbone_weights", default=None,
+                       help="ImageNet initialisation for families with a torchvision backbone (fer_efficientnet, "
+                            "fer_resnet): a local .safetensors/.pth file or a Hub id. If it cannot be loaded the "
+                            "run trains from scratch and the model card says so.")
+    model.add_argument("--model_name", default=None, help="Name used in the model card (default: output_dir name).")
+
+    aug = parser.add_argument_group("augmentation (batched, on tensors)")
+    aug.add_argument("--augmentation", default="crp", choices=AUGMENTATION_PRESETS,
+                     help="none | crp: random crop (padding --crop_padding), rotation +/- --max_rotation_degrees, "
+                          "horizontal flip | crp+color: + brightness/contrast 0.2 | crp+cutout: + random erasing "
+                          "(p=0.5, area 1-11%%) | mixup+cutmix: crp + mixup or CutMix per batch (soft targets).")
+    aug.add_argument("--crop_padding", type=int, default=4)
+    aug.add_argument("--max_rotation_degrees", type=float, default=10.0)
+    aug.add_argument("--max_translation", type=float, default=0.0,
+                     help="Extra random translation (fraction of the face size) on top of the crop.")
+    aug.add_argument("--max_scale_change", type=float, default=0.0, help="Random zoom in 1 +/- this.")
+
+    loss = parser.add_argument_group("loss")
+    loss.add_argument("--label_smoothing", type=float, default=0.1, help="Cross-entropy label smoothing.")
+    loss.add_argument("--class_weighting", default="none", choices=CLASS_WEIGHTINGS,
+                      help="Class-weighted cross-entropy from the training label counts (inverse or 1/sqrt).")
+    loss.add_argument("--teacher_model", default=None,
+                      help="Knowledge distillation (Hinton et al., 2015): a trained fer_hf model or ensemble "
+                           "(folder; safetensors) whose soft targets on the un-augmented training faces are "
+                           "computed once and mixed with the labels.")
+    loss.add_argument("--distillation_alpha", type=float, default=0.7,
+                      help="Weight of the soft-target term (1 - alpha on the label cross-entropy).")
+    loss.add_argument("--distillation_temperature", type=float, default=4.0)
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"],
+                     help="AdamW (no weight decay on norms and biases) or SGD with Nesterov momentum.")
+    opt.add_argument("--learning_rate", type=float, default=3e-3, help="Peak learning rate.")
+    opt.add_argument("--weight_decay", type=float, default=0.05,
+                     help="Weight decay / L2 regularisation (not applied to norms and biases).")
+    opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov).")
+    opt.add_argument("--lr_scheduler", default="onecycle", choices=["onecycle", "cosine", "plateau", "constant"],
+                     help="OneCycle, cosine with linear warm-up, ReduceLROnPlateau on PublicTest accuracy, or constant.")
+    opt.add_argument("--warmup_ratio", type=float, default=0.25,
+                     help="Share of the steps spent warming up (OneCycle pct_start; cosine warm-up).")
+    opt.add_argument("--plateau_factor", type=float, default=0.5, help="ReduceLROnPlateau factor.")
+    opt.add_argument("--plateau_patience", type=int, default=3, help="ReduceLROnPlateau patience (epochs).")
+    opt.add_argument("--early_stopping_patience", type=int, default=0,
+                     help="Stop after this many epochs without a better PublicTest accuracy (0: never).")
+    opt.add_argument("--max_grad_norm", type=float, default=5.0, help="Gradient clipping (0: off).")
+    opt.add_argument("--ema_decay", type=float, default=0.0,
+                     help="Keep an exponential moving average of the weights with this decay per step (e.g. "
+                          "0.999; 0: off). Evaluation, selection and the released model then use the average.")
+    opt.add_argument("--num_train_epochs", type=int, default=24)
+    opt.add_argument("--per_device_train_batch_size", type=int, default=64)
+    opt.add_argument("--per_device_eval_batch_size", type=int, default=256)
+    opt.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    opt.add_argument("--seed", type=int, default=42)
+
+    run = parser.add_argument_group("runtime")
+    run.add_argument("--mixed_precision", default=None, choices=["no", "bf16", "fp16"],
+                     help="Autocast for training (bf16 roughly doubles CPU training speed on CPUs with AVX512-BF16 "
+                          "or AMX); evaluation always runs in float32. Default: accelerate's config.")
+    run.add_argument("--no_channels_last", action="store_true", help="Disable channels_last memory format.")
+    run.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is available.")
+    run.add_argument("--num_threads", type=int, default=None, help="torch intra-op threads per process.")
+    run.add_argument("--checkpoints_total_limit", type=int, default=2)
+    run.add_argument("--resume_from_checkpoint", default=None,
+                     help="A checkpoint folder (output_dir/checkpoints/epoch_N) or 'latest'.")
+    run.add_argument("--stop_after_epochs", type=int, default=None,
+                     help="Stop this invocation after N epochs (checkpointed); continue later with "
+                          "--resume_from_checkpoint latest. The schedule still spans --num_train_epochs.")
+    run.add_argument("--rewrite_model_card", action="store_true",
+                     help="Only rewrite README.md and the plots of a finished run in --output_dir from its "
+                          "eval_results.json and train_log.jsonl (e.g. after the card template changed).")
+    run.add_argument("--with_tracking", action="store_true", help="Also log to Accelerate trackers.")
+    run.add_argument("--report_to", default="all")
+    run.add_argument("--push_to_hub", action="store_true")
+    run.add_argument("--hub_model_id", default=None)
+    run.add_argument("--hub_token", default=None)
     args = parser.parse_args(argv)
     if not args.data_dir and not args.rewrite_model_card:
         parser.error("--data_dir is required")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
+    if not 0.0 <= args.distillation_alpha <= 1.0 or args.distillation_temperature <= 0:
+        parser.error("--distillation_alpha must be in [0, 1] and --distillation_temperature > 0")
+    if args.config_preset and args.config_preset not in FER_MODEL_PRESETS[args.model_type]:
+        parser.error(f"--config_preset {args.config_preset} is not a preset of {args.model_type}: "
+                     f"{sorted(FER_MODEL_PRESETS[args.model_type])}")
     return args
 
 
 def split_decay_parameters(model, weight_decay):
+    """AdamW / SGD parameter groups: weight decay on weights of rank >= 2 only (not on norms and biases)."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if not param.requires_grad:
@@ -118,23 +183,83 @@ def latest_checkpoint(output_dir: Path):
     return checkpoints[-1] if checkpoints else None
 
 
+def load_fer_model(name_or_path):
+    """A trained fer_hf model from a folder or Hub id: safetensors only, fer_hf model types only, never
+    remote code. Raises ValueError for another model type."""
+    config = AutoConfig.from_pretrained(name_or_path)
+    if config.model_type not in FER_MODEL_TYPES:
+        raise ValueError(f"{name_or_path} is a {config.model_type!r} model, not a fer_hf model type "
+                         f"({sorted(FER_MODEL_TYPES)})")
+    return AutoModelForImageClassification.from_pretrained(name_or_path, use_safetensors=True)
+
+
+def build_training_model(args, label_names):
+    """(model, notes): a fresh model of --model_type / --config_preset / --config_overrides, or a trained one
+    (--model_name_or_path), with --backbone_weights applied; notes say what initialised it."""
+    if args.model_name_or_path:
+        model = load_fer_model(args.model_name_or_path)
+        if [model.config.id2label[i] for i in range(model.config.num_labels)] != list(label_names):
+            raise ValueError(f"{args.model_name_or_path} predicts {list(model.config.id2label.values())}, "
+                             f"the data has {list(label_names)}")
+        return model, {"initialisation": f"fine-tuned from {args.model_name_or_path}"}
+    model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides),
+                        label_names)
+    notes = {"initialisation": "random (trained from scratch)"}
+    if args.backbone_weights:
+        loader = getattr(model, "load_backbone_weights", None)
+        if loader is None:
+            raise ValueError(f"{args.model_type} has no pretrained backbone to initialise")
+        try:
+            loader(args.backbone_weights)
+            notes = {"initialisation": f"backbone from ImageNet weights {args.backbone_weights}",
+                     "imagenet_normalization": True}
+        except Exception as error:  # unreachable Hub id, missing file: train from scratch, and say so
+            logger.warning(f"Could not load backbone weights {args.backbone_weights}: {error}; training from scratch")
+            notes = {"initialisation": f"random (trained from scratch): backbone weights {args.backbone_weights} "
+                                       f"could not be loaded ({type(error).__name__}: {error})"}
+    return model, notes
+
+
+def processor_for(config, imagenet_normalization=False) -> FerImageProcessor:
+    """The image processor matching a model config (channels, size; ImageNet mean/std for an ImageNet
+    backbone; grayscale faces replicated to 3 channels for 3-channel models)."""
+    kwargs = {}
+    if imagenet_normalization and config.num_channels == 3:
+        kwargs = {"image_mean": [0.485, 0.456, 0.406], "image_std": [0.229, 0.224, 0.225]}
+    return FerImageProcessor(num_channels=config.num_channels,
+                             size={"height": config.image_size, "width": config.image_size}, **kwargs)
+
+
 @torch.no_grad()
-def predict(model, loader, processor, accelerator, channels_last, flip_tta=False):
-    """Return (logits (N, num_labels) float32, labels (N,)) gathered over all processes, once per image."""
+def predict(model, loader, processor, accelerator, channels_last, tta="none", padding=4):
+    """Return (log-probabilities (N, num_labels) float32, labels (N,)) gathered over all processes, once per
+    image; ``tta`` is a mode of `fer_hf.tta` (``none``: log-softmax of the logits)."""
     model.eval()
-    all_logits, all_labels = [], []
-    for images, labels in loader:
+    pad_value = black_pixel_value(processor)
+    all_scores, all_labels = [], []
+    for images, labels, _ in loader:
         pixel_values = processor.rescale_and_normalize(images)
         if channels_last:
             pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
-        logits = model(pixel_values=pixel_values).logits
-        if flip_tta:
-            flipped = model(pixel_values=torch.flip(pixel_values, dims=[3])).logits
-            logits = torch.log((logits.softmax(-1) + flipped.softmax(-1)) / 2)
-        logits, labels = accelerator.gather_for_metrics((logits, labels))
-        all_logits.append(logits.float().cpu())
+        scores = tta_log_probs(model, pixel_values, tta, padding=padding, pad_value=pad_value)
+        scores, labels = accelerator.gather_for_metrics((scores, labels))
+        all_scores.append(scores.float().cpu())
         all_labels.append(labels.cpu())
-    return torch.cat(all_logits), torch.cat(all_labels)
+    return torch.cat(all_scores), torch.cat(all_labels)
+
+
+@torch.no_grad()
+def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256):
+    """softmax(teacher logits / T) on the un-augmented training faces, (N, K) float32, in dataset order.
+    The teacher decodes the faces with its own processor (its channels and size)."""
+    teacher = load_fer_model(teacher_path).eval()
+    teacher_processor = AutoImageProcessor.from_pretrained(teacher_path)
+    images, _ = dataset_to_uint8(dataset, teacher_processor, desc="teacher: decode train")
+    chunks = []
+    for start in tqdm(range(0, len(images), batch_size), desc="teacher soft targets", mininterval=5):
+        pixel_values = teacher_processor.rescale_and_normalize(images[start:start + batch_size])
+        chunks.append((teacher(pixel_values=pixel_values).logits.float() / temperature).softmax(-1))
+    return torch.cat(chunks)
 
 
 def write_card_and_plots(output_dir: Path, results: dict, history: list, args: dict, command: str,
@@ -157,9 +282,41 @@ def rewrite_model_card(output_dir: Path) -> None:
                                  run_args["max_eval_samples"], run_args["seed"])
         results["split_sizes"] = {split: len(dataset[split]) for split in ("train", "validation", "test")}
         results["dropped_rows"] = len(dataset.dropped)
-    model = FerVGGForImageClassification.from_pretrained(output_dir)
-    write_card_and_plots(output_dir, results, history, run_args, command,
-                         sum(p.numel() for p in model.parameters()))
+    model = load_fer_model(output_dir)
+    write_card_and_plots(output_dir, results, history, run_args, command, count_parameters(model))
+
+
+def make_scheduler(args, optimizer, steps_per_epoch, num_processes):
+    """(scheduler, per_step): OneCycle / cosine / constant step per optimiser step (and are prepared by
+    Accelerate, which steps them once per process); ReduceLROnPlateau steps once per epoch."""
+    total = steps_per_epoch * args.num_train_epochs * num_processes
+    if args.lr_scheduler == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate,
+                                                   pct_start=args.warmup_ratio, total_steps=total), True
+    if args.lr_scheduler == "cosine":
+        from transformers import get_cosine_schedule_with_warmup
+
+        return get_cosine_schedule_with_warmup(optimizer, int(args.warmup_ratio * total), total), True
+    if args.lr_scheduler == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=args.plateau_factor,
+                                                          patience=args.plateau_patience), False
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0), True
+
+
+def hardware_description(accelerator) -> str:
+    import platform
+
+    if accelerator.device.type == "cuda":
+        return f"{torch.cuda.get_device_name(0)} x{accelerator.num_processes}"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU ({cpu}), {os.cpu_count()} cores, {accelerator.num_processes} process(es), {torch.get_num_threads()} threads each"
 
 
 def main(argv=None):
@@ -175,6 +332,7 @@ def main(argv=None):
     # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.
     cpu = args.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
     accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              mixed_precision=args.mixed_precision,
                               log_with=args.report_to if args.with_tracking else None,
                               project_dir=args.output_dir)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -185,8 +343,10 @@ def main(argv=None):
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
 
-    # ---------------------------------------------------------------- data
-    processor = FerImageProcessor()
+    # ---------------------------------------------------------------- model and data
+    label_names = list(FER2013_LABELS)
+    model, init_notes = build_training_model(args, label_names)
+    processor = processor_for(model.config, init_notes.get("imagenet_normalization", False))
     with accelerator.main_process_first():
         dataset = load_fer2013(args.data_dir)
     dataset = select_subsets(dataset, args.max_train_samples, args.max_eval_samples, args.seed)
@@ -194,32 +354,55 @@ def main(argv=None):
     val_x, val_y = dataset_to_uint8(dataset["validation"], processor, desc="decode validation")
     test_x, test_y = dataset_to_uint8(dataset["test"], processor, desc="decode test")
     logger.info(f"train {len(train_y)}, validation (PublicTest) {len(val_y)}, test (PrivateTest) {len(test_y)}")
+    num_labels = len(label_names)
+    # Soft targets travel with each face: (N, K) teacher probabilities, or an empty (N, 0) placeholder.
+    train_soft = torch.zeros(len(train_y), 0)
+    if args.teacher_model:
+        cache = output_dir / "teacher_soft_targets.pt"
+        if cache.is_file():
+            train_soft = torch.load(cache, weights_only=True)
+        else:
+            with accelerator.main_process_first():
+                train_soft = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature)
+                if accelerator.is_main_process:
+                    torch.save(train_soft, cache)
+        init_notes["teacher"] = args.teacher_model
+    weights = class_weights(train_y, num_labels, args.class_weighting)
 
-    train_loader = DataLoader(TensorDataset(train_x, train_y), batch_size=args.per_device_train_batch_size,
+    train_loader = DataLoader(TensorDataset(train_x, train_y, train_soft), batch_size=args.per_device_train_batch_size,
                               shuffle=True, drop_last=len(train_y) > args.per_device_train_batch_size)
-    val_loader = DataLoader(TensorDataset(val_x, val_y), batch_size=args.per_device_eval_batch_size)
-    test_loader = DataLoader(TensorDataset(test_x, test_y), batch_size=args.per_device_eval_batch_size)
+    val_loader = DataLoader(TensorDataset(val_x, val_y, torch.zeros(len(val_y), 0)), batch_size=args.per_device_eval_batch_size)
+    test_loader = DataLoader(TensorDataset(test_x, test_y, torch.zeros(len(test_y), 0)), batch_size=args.per_device_eval_batch_size)
 
-    # ---------------------------------------------------------------- model
-    config = FerVGGConfig(
-        hidden_sizes=args.hidden_sizes, layers_per_stage=args.layers_per_stage,
-        classifier_hidden_size=args.classifier_hidden_size, dropout_rate=args.dropout_rate,
-        stage_dropout_rate=args.stage_dropout_rate,
-        id2label=dict(enumerate(FER2013_LABELS)), label2id={n: i for i, n in enumerate(FER2013_LABELS)},
-    )
-    model = FerVGGForImageClassification(config)
     channels_last = not args.no_channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(split_decay_parameters(model, args.weight_decay), lr=args.learning_rate)
+    groups = split_decay_parameters(model, args.weight_decay)
+    if args.optimizer == "adamw":
+        optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
+    else:
+        optimizer = torch.optim.SGD(groups, lr=args.learning_rate, momentum=args.momentum, nesterov=True)
     train_loader, val_loader, test_loader = accelerator.prepare(train_loader, val_loader, test_loader)
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
-    # The prepared scheduler steps once per process per optimizer step (as in the transformers example).
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=args.learning_rate, pct_start=args.warmup_ratio,
-        total_steps=steps_per_epoch * args.num_train_epochs * accelerator.num_processes,
-    )
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    scheduler, per_step_scheduler = make_scheduler(args, optimizer, steps_per_epoch, accelerator.num_processes)
+    if per_step_scheduler:
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    else:
+        model, optimizer = accelerator.prepare(model, optimizer)
+        accelerator.register_for_checkpointing(scheduler)
+    ema = None
+    if args.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(accelerator.unwrap_model(model, keep_fp32_wrapper=False),
+                            multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
+        accelerator.register_for_checkpointing(ema)
+    if weights is not None:
+        weights = weights.to(accelerator.device)
+
+    def eval_model():
+        """The weights that are evaluated, selected and released: the EMA if on, else the model; float32."""
+        return ema.module if ema is not None else accelerator.unwrap_model(model, keep_fp32_wrapper=False)
 
     # ---------------------------------------------------------------- resume
     state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "history": []}
@@ -239,43 +422,63 @@ def main(argv=None):
         end_epoch = min(end_epoch, start_epoch + args.stop_after_epochs)
     progress = tqdm(total=args.num_train_epochs * len(train_loader), initial=start_epoch * len(train_loader),
                     disable=not accelerator.is_local_main_process, desc="train", unit="batch", mininterval=5)
+    stopped_early = state.get("stopped_early", False)
     for epoch in range(start_epoch, end_epoch):
+        if stopped_early:
+            break
         model.train()
         started = time.time()
         loss_sum = torch.zeros((), dtype=torch.float64)
         correct = torch.zeros((), dtype=torch.long)
         seen = torch.zeros((), dtype=torch.long)
-        for images, labels in train_loader:
+        for images, labels, soft in train_loader:
             with accelerator.accumulate(model):
-                augmented = augment_batch(images.float(), crop_padding=args.crop_padding,
-                                          max_rotation_degrees=args.max_rotation_degrees,
-                                          max_translation=args.max_translation)
+                targets = labels
+                if soft.shape[1]:  # distillation: mix one-hot labels and teacher targets together
+                    targets = torch.cat([F.one_hot(labels, num_labels).float(), soft], 1)
+                augmented, targets = apply_preset(args.augmentation, images.float(), targets, num_labels,
+                                                  crop_padding=args.crop_padding,
+                                                  max_rotation_degrees=args.max_rotation_degrees,
+                                                  max_translation=args.max_translation,
+                                                  scale_range=(1 - args.max_scale_change, 1 + args.max_scale_change))
                 pixel_values = processor.rescale_and_normalize(augmented)
                 if channels_last:
                     pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
                 logits = model(pixel_values=pixel_values).logits
-                loss = F.cross_entropy(logits, labels, label_smoothing=args.label_smoothing)
+                if soft.shape[1]:
+                    hard, teacher = targets[:, :num_labels], targets[:, num_labels:]
+                    loss = (1 - args.distillation_alpha) * classification_loss(
+                        logits, hard, args.label_smoothing, weights) + args.distillation_alpha * distillation_loss(
+                        logits, teacher, args.distillation_temperature)
+                else:
+                    loss = classification_loss(logits, targets, args.label_smoothing, weights)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
-                scheduler.step()
+                if per_step_scheduler:
+                    scheduler.step()
                 optimizer.zero_grad()
-            loss_sum += loss.detach().double() * len(labels)
+                if ema is not None and accelerator.sync_gradients:
+                    ema.update_parameters(accelerator.unwrap_model(model, keep_fp32_wrapper=False))
+            loss_sum += loss.detach().double().cpu() * len(labels)
             correct += (logits.argmax(-1) == labels).sum().cpu()
             seen += len(labels)
             progress.update(1)
             progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
         train_seconds = time.time() - started
         totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device), "sum")
-        logits_val, labels_val = predict(model, val_loader, processor, accelerator, channels_last)
-        val_loss = F.cross_entropy(logits_val, labels_val).item()
+        eval_started = time.time()
+        logits_val, labels_val = predict(eval_model(), val_loader, processor, accelerator, channels_last)
+        val_loss = F.nll_loss(logits_val, labels_val).item()
         val_acc = (logits_val.argmax(-1) == labels_val).float().mean().item()
+        if not per_step_scheduler:
+            scheduler.step(val_acc)
         record = {
             "epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
             "train_accuracy": totals[1].item() / totals[2].item(), "validation_loss": val_loss,
-            "validation_accuracy": val_acc, "learning_rate": scheduler.get_last_lr()[0],
-            "train_seconds": round(train_seconds, 1),
+            "validation_accuracy": val_acc, "learning_rate": optimizer.param_groups[0]["lr"],
+            "train_seconds": round(train_seconds, 1), "eval_seconds": round(time.time() - eval_started, 1),
             "train_images_per_second": round(totals[2].item() / train_seconds, 1),
         }
         state["history"].append(record)
@@ -283,12 +486,14 @@ def main(argv=None):
         improved = val_acc > state["best_validation_accuracy"]
         if improved:
             state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
+        if args.early_stopping_patience and epoch + 1 - state["best_epoch"] >= args.early_stopping_patience:
+            state["stopped_early"] = stopped_early = True
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
             with open(log_path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
             if improved:
-                accelerator.unwrap_model(model).save_pretrained(output_dir / "best_model")
+                eval_model().save_pretrained(output_dir / "best_model")
         accelerator.print(json.dumps(record) + ("  <- best on PublicTest" if improved else ""))
         checkpoint = output_dir / "checkpoints" / f"epoch_{epoch}"
         accelerator.save_state(str(checkpoint))
@@ -298,8 +503,11 @@ def main(argv=None):
             for stale in old[: max(0, len(old) - args.checkpoints_total_limit)]:
                 shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
+        if stopped_early:
+            accelerator.print(f"Early stopping: no better PublicTest accuracy for {args.early_stopping_patience} "
+                              f"epochs (best epoch {state['best_epoch']})")
     progress.close()
-    if end_epoch < args.num_train_epochs:
+    if end_epoch < args.num_train_epochs and not stopped_early:
         accelerator.print(f"Stopped after epoch {end_epoch} of {args.num_train_epochs}; resume with "
                           "--resume_from_checkpoint latest")
         accelerator.end_training()
@@ -307,24 +515,31 @@ def main(argv=None):
 
     # ---------------------------------------------------------------- final evaluation of the chosen checkpoint
     accelerator.wait_for_everyone()
-    best = FerVGGForImageClassification.from_pretrained(output_dir / "best_model")
-    accelerator.unwrap_model(model).load_state_dict(best.state_dict())
+    best = load_fer_model(output_dir / "best_model").eval()
+    if channels_last:
+        best = best.to(memory_format=torch.channels_last)
+    history = state["history"]
     results = {"protocol": "checkpoint chosen on PublicTest (validation) accuracy; PrivateTest (test) reported",
-               "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"] + 1, "command": command,
-               "args": {k: v for k, v in vars(args).items() if k != "hub_token"}, "dropped_rows": len(getattr(dataset, "dropped", [])),
-               "split_sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)}}
+               "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"] + 1,
+               "stopped_early": bool(state.get("stopped_early")), "command": command,
+               "args": {k: v for k, v in vars(args).items() if k != "hub_token"},
+               "dropped_rows": len(getattr(dataset, "dropped", [])),
+               "split_sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+               "model_type": best.config.model_type, "num_parameters": count_parameters(best),
+               "gflops_per_face": round(gflops_per_face(best), 4), **init_notes,
+               "training_hours": round(sum(h["train_seconds"] + h.get("eval_seconds", 0) for h in history) / 3600, 3),
+               "hardware": hardware_description(accelerator)}
     for split, loader in (("validation", val_loader), ("test", test_loader)):
-        for tta in (False, True):
-            logits, labels = predict(model, loader, processor, accelerator, channels_last, flip_tta=tta)
-            metrics = classification_metrics(labels.numpy(), logits.argmax(-1).numpy(), FER2013_LABELS)
-            results[f"{split}{'_flip_tta' if tta else ''}"] = metrics
+        for tta in TTA_MODES:
+            scores, labels = predict(best, loader, processor, accelerator, channels_last, tta=tta,
+                                     padding=args.crop_padding)
+            metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy(), label_names)
+            results[split + ("" if tta == "none" else f"_{tta}_tta")] = metrics
     if accelerator.is_main_process:
-        unwrapped = accelerator.unwrap_model(model)
-        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        best.save_pretrained(output_dir, safe_serialization=True)
         processor.save_pretrained(output_dir)
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
-        write_card_and_plots(output_dir, results, state["history"], vars(args), command,
-                             sum(p.numel() for p in unwrapped.parameters()))
+        write_card_and_plots(output_dir, results, history, vars(args), command, count_parameters(best))
         logger.info(f"PrivateTest accuracy {results['test']['accuracy']:.4f} "
                     f"(PublicTest {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")
         if args.push_to_hub:
@@ -333,7 +548,7 @@ def main(argv=None):
             api = HfApi(token=args.hub_token)
             api.create_repo(args.hub_model_id, exist_ok=True)
             api.upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
-                              ignore_patterns=["checkpoints/*", "best_model/*"])
+                              ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt"])
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results

@@ -55,7 +55,10 @@ class FerImageProcessor(BaseImageProcessor):
     ``image_mean`` / ``image_std``.
 
     Args:
-        num_channels (`int`, *optional*, defaults to 1): 1 for grayscale models, 3 for RGB models.
+        num_channels (`int`, *optional*, defaults to 1): 1 for grayscale models, 3 for 3-channel models.
+        do_grayscale (`bool`, *optional*, defaults to `True`): with ``num_channels=3``, first convert to
+            grayscale and replicate it to 3 channels (how a 3-channel model trained on grayscale FER faces,
+            e.g. an ImageNet backbone, must see every face); `False` keeps colour.
         do_resize (`bool`, *optional*, defaults to `True`): whether to resize to `size`.
         size (`dict[str, int]`, *optional*, defaults to `{"height": 48, "width": 48}`): output size in pixels.
         resample (`int`, *optional*, defaults to `PIL.Image.BILINEAR`): PIL resampling filter.
@@ -73,6 +76,7 @@ class FerImageProcessor(BaseImageProcessor):
     def __init__(
         self,
         num_channels: int = 1,
+        do_grayscale: bool = True,
         do_resize: bool = True,
         size: Optional[dict] = None,
         resample: int = Image.BILINEAR,
@@ -87,6 +91,7 @@ class FerImageProcessor(BaseImageProcessor):
         if num_channels not in (1, 3):
             raise ValueError(f"num_channels must be 1 or 3, got {num_channels}")
         self.num_channels = num_channels
+        self.do_grayscale = do_grayscale
         self.do_resize = do_resize
         self.size = dict(size) if size is not None else {"height": 48, "width": 48}
         self.resample = int(resample)
@@ -115,6 +120,8 @@ class FerImageProcessor(BaseImageProcessor):
             rgba = pil.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             pil = Image.alpha_composite(background, rgba).convert("RGB")
+        if self.num_channels == 3 and getattr(self, "do_grayscale", True) and pil.mode != "L":
+            pil = pil.convert("RGB").convert("L")
         target = "L" if self.num_channels == 1 else "RGB"
         if pil.mode != target:
             if pil.mode not in ("L", "RGB"):

@@ -11,6 +11,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+import fer_hf  # noqa: F401  (registers the fer_hf model types with the Auto classes)
+
 from conftest import FER2013_ZIP, REPO
 
 pytestmark = pytest.mark.slow
