@@ -20,6 +20,12 @@ from conftest import CKPLUS
 #: A small configuration of every family (keeps the suite fast); every registered family must have one.
 TINY_CONFIGS = {
     "fer_vgg": {"hidden_sizes": [8, 16], "classifier_hidden_size": 32},
+    "fer_conv1x1": {"pointwise_channels": 4, "hidden_sizes": [8, 16], "classifier_hidden_sizes": [32]},
+    "fer_lrn": {"hidden_sizes": [8, 8], "classifier_hidden_sizes": [16, 8]},
+    "fer_acnn_alstm": {"hidden_sizes": [8, 16], "layers_per_stage": 1, "local_attention_reduction": 4,
+                       "lstm_hidden_size": 16, "global_attention_size": 8, "classifier_hidden_size": 16},
+    "fer_efficientnet": {"width_mult": 0.25, "depth_mult": 0.25, "image_size": 32},
+    "fer_resnet": {"depths": [1, 1, 1, 1], "classifier_hidden_size": 16, "image_size": 32},
 }
 
 

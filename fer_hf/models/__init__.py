@@ -20,10 +20,20 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 from ..image_processing_fer import FerImageProcessor
 from .vgg import FER2013_LABELS, FerVGGConfig, FerVGGForImageClassification
 from .vgg.configuration_fer_vgg import FER_VGG_PRESETS
+from .conv1x1 import FER_CONV1X1_PRESETS, FerConv1x1Config, FerConv1x1ForImageClassification
+from .lrn import FER_LRN_PRESETS, FerLRNConfig, FerLRNForImageClassification
+from .acnn_alstm import FER_ACNN_ALSTM_PRESETS, FerACNNALSTMConfig, FerACNNALSTMForImageClassification
+from .efficientnet import FER_EFFICIENTNET_PRESETS, FerEfficientNetConfig, FerEfficientNetForImageClassification
+from .resnet import FER_RESNET_PRESETS, FerResNetConfig, FerResNetForImageClassification
 
 #: (config class, image-classification model class, named presets) of every family.
 MODEL_FAMILIES = [
     (FerVGGConfig, FerVGGForImageClassification, FER_VGG_PRESETS),
+    (FerConv1x1Config, FerConv1x1ForImageClassification, FER_CONV1X1_PRESETS),
+    (FerLRNConfig, FerLRNForImageClassification, FER_LRN_PRESETS),
+    (FerACNNALSTMConfig, FerACNNALSTMForImageClassification, FER_ACNN_ALSTM_PRESETS),
+    (FerEfficientNetConfig, FerEfficientNetForImageClassification, FER_EFFICIENTNET_PRESETS),
+    (FerResNetConfig, FerResNetForImageClassification, FER_RESNET_PRESETS),
 ]
 
 #: ``model_type`` -> (config class, model class); the only model types the app and CLI will load.

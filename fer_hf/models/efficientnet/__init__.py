@@ -1,0 +1,15 @@
+"""EfficientNet-B0 family on torchvision's EfficientNet (`model_type="fer_efficientnet"`)."""
+
+from .configuration_fer_efficientnet import (
+    FER_EFFICIENTNET_PRESETS,
+    FerEfficientNetConfig,
+)
+from .modeling_fer_efficientnet import (
+    FerEfficientNetForImageClassification,
+    FerEfficientNetModel,
+    FerEfficientNetPreTrainedModel,
+    load_backbone_weights,
+)
+
+__all__ = ["FER_EFFICIENTNET_PRESETS", "FerEfficientNetConfig", "FerEfficientNetForImageClassification",
+           "FerEfficientNetModel", "FerEfficientNetPreTrainedModel", "load_backbone_weights"]

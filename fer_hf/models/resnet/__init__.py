@@ -1,0 +1,12 @@
+"""ResNet-18 transfer family on torchvision's ResNet (`model_type="fer_resnet"`)."""
+
+from .configuration_fer_resnet import FER_RESNET_PRESETS, FerResNetConfig
+from .modeling_fer_resnet import (
+    FerResNetForImageClassification,
+    FerResNetModel,
+    FerResNetPreTrainedModel,
+    load_backbone_weights,
+)
+
+__all__ = ["FER_RESNET_PRESETS", "FerResNetConfig", "FerResNetForImageClassification", "FerResNetModel",
+           "FerResNetPreTrainedModel", "load_backbone_weights"]
