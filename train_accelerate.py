@@ -31,7 +31,7 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
+from transformers import AutoImageProcessor
 
 from fer_hf import FER2013_LABELS, FerImageProcessor
 from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset
@@ -39,7 +39,8 @@ from fer_hf.data import dataset_to_uint8, load_fer2013
 from fer_hf.losses import CLASS_WEIGHTINGS, class_weights, classification_loss, distillation_loss
 from fer_hf.metrics import classification_metrics
 from fer_hf.modelcard import save_training_plots, write_model_card
-from fer_hf.models import FER_MODEL_PRESETS, FER_MODEL_TYPES, build_model, parse_config_overrides
+from fer_hf.models import (FER_MODEL_PRESETS, TRAINABLE_MODEL_TYPES, build_model, load_fer_model,
+                            parse_config_overrides)
 from fer_hf.profiling import count_parameters, gflops_per_face
 from fer_hf.tta import TTA_MODES, black_pixel_value, tta_log_probs
 
@@ -56,7 +57,7 @@ def parse_args(argv=None):
     data.add_argument("--max_eval_samples", type=int, default=None, help="Random subset of validation/test (for tests).")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model_type", default="fer_vgg", choices=sorted(FER_MODEL_TYPES),
+    model.add_argument("--model_type", default="fer_vgg", choices=sorted(TRAINABLE_MODEL_TYPES),
                        help="Architecture family (fer_hf/models/<family>/).")
     model.add_argument("--config_preset", default=None,
                        help="A named configuration of the family, e.g. fer_vgg: " + ", ".join(FER_MODEL_PRESETS["fer_vgg"])
@@ -181,16 +182,6 @@ def select_subsets(dataset, max_train_samples=None, max_eval_samples=None, seed=
 def latest_checkpoint(output_dir: Path):
     checkpoints = sorted((output_dir / "checkpoints").glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
     return checkpoints[-1] if checkpoints else None
-
-
-def load_fer_model(name_or_path):
-    """A trained fer_hf model from a folder or Hub id: safetensors only, fer_hf model types only, never
-    remote code. Raises ValueError for another model type."""
-    config = AutoConfig.from_pretrained(name_or_path)
-    if config.model_type not in FER_MODEL_TYPES:
-        raise ValueError(f"{name_or_path} is a {config.model_type!r} model, not a fer_hf model type "
-                         f"({sorted(FER_MODEL_TYPES)})")
-    return AutoModelForImageClassification.from_pretrained(name_or_path, use_safetensors=True)
 
 
 def build_training_model(args, label_names):

@@ -51,24 +51,33 @@ def _per_class_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def write_model_card(output_dir, results: dict, history: list, args: dict, command: str, model_name: str,
-                     num_parameters: int, dropped_rows: int = 0, split_sizes: dict = None) -> Path:
-    """Write ``README.md`` (a Hub model card) into ``output_dir`` from the results of a training run.
+#: One line per family for the card's first paragraph (the config docstrings give the details).
+ARCHITECTURES = {
+    "fer_vgg": "a VGG-style CNN (stages of 3x3 convolutions + BatchNorm + ReLU + max-pool, then an MLP head)",
+    "fer_conv1x1": "a CNN with a 1x1 convolution right after the input, a shallow conv stack and most "
+                   "parameters in its fully connected layers",
+    "fer_lrn": "the classic DNN (5x5 and 3x3 convolutions with local response normalisation, FC 384 and 192)",
+    "fer_acnn_alstm": "ACNN-ALSTM (CNN local features, local attention, an LSTM over the feature sequence and "
+                      "global attention; Computational Intelligence and Neuroscience 2022, 7450637)",
+    "fer_efficientnet": "EfficientNet-B0 (Tan & Le, 2019; torchvision) with a 1-channel stem",
+    "fer_resnet": "a ResNet-18 (He et al., 2016; torchvision) backbone with an FC 512-256 + BatchNorm + ReLU + "
+                  "Dropout head, on grayscale faces replicated to 3 channels",
+    "fer_ensemble": "an ensemble: the weighted average of the softmax outputs of several fer_hf models",
+}
 
-    ``results`` is the dict written to ``eval_results.json`` by ``train_accelerate.py`` (keys
-    ``validation``, ``test``, ``validation_flip_tta``, ``test_flip_tta``, ``best_epoch``).
-    Every number in the card comes from ``results`` / ``history``; none is typed by hand.
-    """
-    output_dir = Path(output_dir)
+_TTA_COLUMNS = (("", "no TTA"), ("_flip_tta", "flip TTA"), ("_ten_crop_tta", "ten-crop TTA"))
+
+
+def _front_matter(model_name: str, results: dict) -> str:
     test, val = results["test"], results["validation"]
-    test_tta, val_tta = results["test_flip_tta"], results["validation_flip_tta"]
-    split_sizes = split_sizes or {}
-    full = split_sizes.get("train") == 28709 and split_sizes.get("test") == 3589
-    subset_note = "" if full else (
-        f"\n> **Note:** this run used a subset (train {split_sizes.get('train')}, PublicTest "
-        f"{split_sizes.get('validation')}, PrivateTest {split_sizes.get('test')} images); its numbers are not "
-        "FER2013 results.\n")
-    front = f"""---
+    extra = ""
+    for suffix, label in _TTA_COLUMNS[1:]:
+        if f"test{suffix}" in results:
+            extra += f"""    - type: accuracy
+      value: {results[f'test{suffix}']['accuracy']:.4f}
+      name: PrivateTest accuracy with {label}
+"""
+    return f"""---
 license: other
 license_name: fer2013-research-non-commercial
 license_link: https://www.kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition-challenge
@@ -99,14 +108,11 @@ model-index:
     metrics:
     - type: accuracy
       value: {test['accuracy']:.4f}
-      name: PrivateTest accuracy (checkpoint chosen on PublicTest, no TTA)
+      name: PrivateTest accuracy (chosen on PublicTest, no TTA)
     - type: f1
       value: {test['macro_f1']:.4f}
       name: PrivateTest macro-F1 (no TTA)
-    - type: accuracy
-      value: {test_tta['accuracy']:.4f}
-      name: PrivateTest accuracy with horizontal-flip TTA
-  - task:
+{extra}  - task:
       type: image-classification
       name: Facial expression recognition
     dataset:
@@ -116,77 +122,46 @@ model-index:
     metrics:
     - type: accuracy
       value: {val['accuracy']:.4f}
-      name: PublicTest accuracy (used for checkpoint selection, no TTA)
+      name: PublicTest accuracy (used for selection, no TTA)
 ---
 """
-    hyper = {k: args[k] for k in ("hidden_sizes", "layers_per_stage", "classifier_hidden_size", "dropout_rate",
-                                  "num_train_epochs", "per_device_train_batch_size", "learning_rate",
-                                  "weight_decay", "warmup_ratio", "label_smoothing", "max_grad_norm",
-                                  "crop_padding", "max_rotation_degrees", "max_translation", "seed") if k in args}
-    best = next((h for h in history if h["epoch"] == results["best_epoch"]), {})
-    speed = [h["train_images_per_second"] for h in history]
-    body = f"""
-# {model_name}: facial expression recognition on 48x48 grayscale faces
 
-A VGG-style CNN ({num_parameters / 1e6:.2f}M parameters; 4 stages of double 3x3 conv + BatchNorm + ReLU +
-max-pool, then an MLP head) trained from scratch on FER2013 with the `fer_hf` package. It classifies a
-**cropped, roughly frontal face** into 7 expressions: angry, disgust, fear, happy, sad, surprise, neutral
-(canonical FER2013 ids 0-6). It does not detect faces: use `fer_hf.FaceExpressionRecognizer`, which runs
-MTCNN first.
-{subset_note}
-## Results
 
-Protocol: trained on FER2013 Training ({split_sizes.get('train', '?')} images); the checkpoint was chosen
-on **PublicTest** accuracy only (best epoch {results['best_epoch']} of {results['epochs_trained']});
-**PrivateTest** was evaluated once, at the end. "flip TTA" averages the softmax of the face and its
-mirror image.
+def _results_table(results: dict) -> str:
+    columns = [(suffix, label) for suffix, label in _TTA_COLUMNS if f"test{suffix}" in results]
+    header = "| split | " + " | ".join(f"accuracy, {label} | macro-F1, {label}" for _, label in columns) + " |"
+    lines = [header, "| --- |" + " --- | --- |" * len(columns)]
+    for split, title in (("test", "PrivateTest"), ("validation", "PublicTest (selection split)")):
+        cells = []
+        for suffix, _ in columns:
+            m = results[f"{split}{suffix}"]
+            accuracy = f"{m['accuracy'] * 100:.2f}%"
+            cells += [f"**{accuracy}**" if (split, suffix) == ("test", "") else accuracy, f"{m['macro_f1']:.4f}"]
+        lines.append(f"| {title} ({results[split]['num_samples']} images) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
-| split | accuracy | macro-F1 | accuracy, flip TTA | macro-F1, flip TTA |
-| --- | --- | --- | --- | --- |
-| PrivateTest ({test['num_samples']} images) | **{test['accuracy'] * 100:.2f}%** | {test['macro_f1']:.4f} | {test_tta['accuracy'] * 100:.2f}% | {test_tta['macro_f1']:.4f} |
-| PublicTest ({val['num_samples']} images, selection split) | {val['accuracy'] * 100:.2f}% | {val['macro_f1']:.4f} | {val_tta['accuracy'] * 100:.2f}% | {val_tta['macro_f1']:.4f} |
 
-Per-class metrics on PrivateTest (no TTA):
-
-{_per_class_table(test)}
-
-![training curves](training_curves.png)
-![confusion matrix](confusion_matrix.png)
-
-Produced by this command (from the root of the fer_hf repository; `eval_results.json` and
-`train_log.jsonl` next to this card hold the raw numbers):
-
-```bash
-{command}
-```
-
-Training setup: {json.dumps(hyper)}. AdamW + OneCycle, label smoothing, gradient clipping, batched
-on-tensor augmentation (random crop with padding, horizontal flip, rotation, scale, translation).
-Data: the FER2013 image-folder copy (JPEG re-encodings of the original CSV pixels, mean absolute
-difference about 1.3 grey levels); {dropped_rows} rows were dropped as invalid by the loader.
-Speed: {min(speed) if speed else 0:.0f}-{max(speed) if speed else 0:.0f} training images/s on the machine
-that trained it. At the chosen epoch, PublicTest loss was {best.get('validation_loss', float('nan')):.4f}.
-
-## Usage
+_USAGE = """## Usage
 
 ```python
 from transformers import AutoModelForImageClassification, AutoImageProcessor, pipeline
 
-model = AutoModelForImageClassification.from_pretrained("path/to/{model_name}", trust_remote_code=True)
-processor = AutoImageProcessor.from_pretrained("path/to/{model_name}", trust_remote_code=True)
-classifier = pipeline("image-classification", model="path/to/{model_name}", trust_remote_code=True)
+model = AutoModelForImageClassification.from_pretrained("path/to/{name}", trust_remote_code=True)
+processor = AutoImageProcessor.from_pretrained("path/to/{name}", trust_remote_code=True)
+classifier = pipeline("image-classification", model="path/to/{name}", trust_remote_code=True)
 classifier("face_crop.jpg")  # [{{'label': 'happy', 'score': ...}}, ...]
 
-# whole photos, any number of faces (needs fer_hf installed):
+# whole photos, any number of faces (needs fer_hf installed; then trust_remote_code is not needed):
 from fer_hf import FaceExpressionRecognizer
-recognizer = FaceExpressionRecognizer.from_pretrained("path/to/{model_name}")
+recognizer = FaceExpressionRecognizer.from_pretrained("path/to/{name}")
 recognizer.predict("group.jpeg")  # [{{'box': [x, y, w, h], 'score': ..., 'emotions': {{...}}, 'top_emotion': ...}}]
 ```
 
-The image processor converts any input (RGB, RGBA, palette, CMYK, 16-bit, ...) to 48x48 grayscale,
-rescales to [0, 1] and normalizes with mean 0.5 and std 0.25.
+The image processor converts any input (RGB, RGBA, palette, CMYK, 16-bit, ...) to a {size}x{size}
+{channels} face, rescales to [0, 1] and normalizes with mean {mean} and std {std}.
+"""
 
-## Intended use
+_COMMON_SECTIONS = """## Intended use
 
 Research, teaching and demos of facial expression recognition; aggregate analysis of posed or
 spontaneous expressions in photos and videos where the people shown have agreed to it.
@@ -204,7 +179,7 @@ for any decision about an individual. A facial expression is not an emotion.
   in ten is estimated to be wrong (FER+, Barsoum et al. 2016, relabelled it with 10 annotators).
   Human accuracy on FER2013 is about 65±5% (Goodfellow et al., 2013).
 - Classes are imbalanced (disgust is 1.5% of training data); see the per-class table: recall is lowest
-  on the rarest and most confusable classes (disgust, fear, sad).
+  on the rarest and most confusable classes.
 - The training faces are mostly frontal, cropped, 48x48 and grayscale; accuracy drops on profile
   faces, occlusions, strong lighting, and faces far from the demographic mix of web photos of 2013. The
   demographic composition of FER2013 is undocumented, and no per-group evaluation was possible: do
@@ -221,13 +196,147 @@ non-commercial (hence `license: other` above). The code of fer_hf is MIT license
 ## Citation
 
 ```
-@inproceedings{{goodfellow2013challenges,
-  title={{Challenges in representation learning: A report on three machine learning contests}},
-  author={{Goodfellow, Ian J and Erhan, Dumitru and Carrier, Pierre Luc and Courville, Aaron and others}},
-  booktitle={{ICONIP}}, year={{2013}}
-}}
+@inproceedings{goodfellow2013challenges,
+  title={Challenges in representation learning: A report on three machine learning contests},
+  author={Goodfellow, Ian J and Erhan, Dumitru and Carrier, Pierre Luc and Courville, Aaron and others},
+  booktitle={ICONIP}, year={2013}
+}
 ```
 """
+
+
+def _usage(model_name: str, output_dir: Path) -> str:
+    config = json.loads((output_dir / "preprocessor_config.json").read_text()) if (
+        output_dir / "preprocessor_config.json").is_file() else {}
+    channels = "grayscale" if config.get("num_channels", 1) == 1 else "3-channel (grayscale replicated)"
+    return _USAGE.format(name=model_name, size=config.get("size", {}).get("height", 48), channels=channels,
+                         mean=config.get("image_mean", [0.5]), std=config.get("image_std", [0.25]))
+
+
+def write_model_card(output_dir, results: dict, history: list, args: dict, command: str, model_name: str,
+                     num_parameters: int, dropped_rows: int = 0, split_sizes: dict = None) -> Path:
+    """Write ``README.md`` (a Hub model card) into ``output_dir`` from the results of a training run.
+
+    ``results`` is the dict written to ``eval_results.json`` by ``train_accelerate.py`` (keys
+    ``validation``, ``test`` and their ``_flip_tta`` / ``_ten_crop_tta`` variants, ``best_epoch``, ...).
+    Every number in the card comes from ``results`` / ``history``; none is typed by hand.
+    """
+    output_dir = Path(output_dir)
+    test = results["test"]
+    split_sizes = split_sizes or {}
+    full = split_sizes.get("train") == 28709 and split_sizes.get("test") == 3589
+    subset_note = "" if full else (
+        f"\n> **Note:** this run used a subset (train {split_sizes.get('train')}, PublicTest "
+        f"{split_sizes.get('validation')}, PrivateTest {split_sizes.get('test')} images); its numbers are not "
+        "FER2013 results.\n")
+    model_type = results.get("model_type", "fer_vgg")
+    architecture = ARCHITECTURES.get(model_type, model_type)
+    gflops = results.get("gflops_per_face")
+    cost = f"{num_parameters / 1e6:.2f}M parameters" + (f", {gflops:.3f} GFLOPs per face" if gflops else "")
+    initialisation = results.get("initialisation", "random (trained from scratch)")
+    recipe = {k: args[k] for k in ("config_preset", "config_overrides", "model_name_or_path", "backbone_weights",
+                                   "augmentation", "optimizer", "lr_scheduler", "learning_rate", "weight_decay",
+                                   "label_smoothing", "class_weighting", "ema_decay", "num_train_epochs",
+                                   "early_stopping_patience", "per_device_train_batch_size", "mixed_precision",
+                                   "teacher_model", "distillation_alpha", "distillation_temperature", "seed")
+              if args.get(k) not in (None, False)}
+    if not args.get("teacher_model"):
+        for key in ("distillation_alpha", "distillation_temperature"):
+            recipe.pop(key, None)
+    best = next((h for h in history if h["epoch"] == results["best_epoch"]), {})
+    speed = [h["train_images_per_second"] for h in history]
+    where = results.get("hardware", "the machine that trained it")
+    hours = results.get("training_hours")
+    timing = f"{hours:.2f} hours of training and per-epoch evaluation on {where}" if hours else f"trained on {where}"
+    body = f"""
+# {model_name}: facial expression recognition on face crops
+
+{architecture[0].upper() + architecture[1:]} (`model_type="{model_type}"`, {cost}), trained with the
+`fer_hf` package on FER2013; initialisation: {initialisation}. It classifies a **cropped, roughly frontal
+face** into 7 expressions: angry, disgust, fear, happy, sad, surprise, neutral (canonical FER2013 ids
+0-6). It does not detect faces: use `fer_hf.FaceExpressionRecognizer`, which runs a face detector first.
+{subset_note}
+## Results
+
+Protocol: trained on FER2013 Training ({split_sizes.get('train', '?')} images); the checkpoint was chosen
+on **PublicTest** accuracy only (best epoch {results['best_epoch']} of {results['epochs_trained']}
+trained{', stopped early' if results.get('stopped_early') else ''}); **PrivateTest** was evaluated once,
+at the end. "flip TTA" averages the softmax of the face and its mirror image; "ten-crop TTA" averages
+the centre and four corner crops of the face padded by 4 pixels, each with its mirror image.
+
+{_results_table(results)}
+
+Per-class metrics on PrivateTest (no TTA):
+
+{_per_class_table(test)}
+
+![training curves](training_curves.png)
+![confusion matrix](confusion_matrix.png)
+
+Produced by this command (from the root of the fer_hf repository; `eval_results.json` and
+`train_log.jsonl` next to this card hold the raw numbers):
+
+```bash
+{command}
+```
+
+Recipe: {json.dumps(recipe)} (every flag is documented in `python train_accelerate.py --help`).
+Data: the FER2013 image-folder copy (JPEG re-encodings of the original CSV pixels, mean absolute
+difference about 1.3 grey levels); {dropped_rows} rows were dropped as invalid by the loader.
+Cost: {timing}; {min(speed) if speed else 0:.0f}-{max(speed) if speed else 0:.0f} training images/s.
+At the chosen epoch, PublicTest loss was {best.get('validation_loss', float('nan')):.4f}.
+
+{_usage(model_name, output_dir)}
+{_COMMON_SECTIONS}"""
     path = output_dir / "README.md"
-    path.write_text(front + body)
+    path.write_text(_front_matter(model_name, results) + body)
+    return path
+
+
+def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
+    """Write ``README.md`` for an ensemble built by `fer_hf.ensembling.build_ensemble` from its results
+    (member table with weights and each member's own PublicTest / PrivateTest numbers)."""
+    output_dir = Path(output_dir)
+    rows = ["| member | model type | weight | params | GFLOPs | PublicTest acc. | PrivateTest acc. |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
+    for member, weight in zip(results["members"], results["member_weights"]):
+        rows.append(f"| `{member['name']}` | `{member['model_type']}` | {weight:.2f} | "
+                    f"{member['num_parameters'] / 1e6:.2f}M | {member['gflops_per_face']:.3f} | "
+                    f"{member['validation']['accuracy'] * 100:.2f}% | {member['test']['accuracy'] * 100:.2f}% |")
+    body = f"""
+# {model_name}: an ensemble of fer_hf facial expression models
+
+{ARCHITECTURES['fer_ensemble'][0].upper() + ARCHITECTURES['fer_ensemble'][1:]} (`model_type="fer_ensemble"`,
+{results['num_parameters'] / 1e6:.2f}M parameters, {results['gflops_per_face']:.3f} GFLOPs per face in all).
+One `PreTrainedModel`: its `model.safetensors` holds every member's weights, its config every member's
+config and weight; `logits` are the log of the weighted average of the members' probabilities, and
+`model(pixel_values, output_member_logits=True).member_logits` gives each member's own output.
+
+## Results
+
+Protocol: each member was trained on FER2013 Training and chosen on PublicTest; the averaging weights
+were fitted on **PublicTest** only (grid of step {results['weight_grid_step']}, criterion:
+{results.get('weight_criterion', 'accuracy')});
+**PrivateTest** was evaluated once, at the end.
+
+{_results_table(results)}
+
+Members (each evaluated alone, no TTA):
+
+{chr(10).join(rows)}
+
+Per-class metrics of the ensemble on PrivateTest (no TTA):
+
+{_per_class_table(results['test'])}
+
+Produced by this command (from the root of the fer_hf repository; raw numbers in `eval_results.json`):
+
+```bash
+{results['command']}
+```
+
+{_usage(model_name, output_dir)}
+{_COMMON_SECTIONS}"""
+    path = output_dir / "README.md"
+    path.write_text(_front_matter(model_name, results) + body)
     return path

@@ -13,7 +13,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassi
 
 from fer_hf import FER2013_LABELS
 from fer_hf.image_processing_fer import FerImageProcessor
-from fer_hf.models import FER_MODEL_PRESETS, FER_MODEL_TYPES, build_config, build_model, parse_config_overrides
+from fer_hf.models import FER_MODEL_PRESETS, TRAINABLE_MODEL_TYPES, build_config, build_model, parse_config_overrides
 
 from conftest import CKPLUS
 
@@ -41,14 +41,14 @@ def processor_for(config):
 
 
 def test_every_family_has_a_tiny_config_and_presets_build():
-    assert set(TINY_CONFIGS) == set(FER_MODEL_TYPES)
+    assert set(TINY_CONFIGS) == set(TRAINABLE_MODEL_TYPES)
     for model_type, presets in FER_MODEL_PRESETS.items():
         for name in presets:
             config = build_config(model_type, name)
             assert config.model_type == model_type and config.num_labels == 7
 
 
-@pytest.mark.parametrize("model_type", sorted(FER_MODEL_TYPES))
+@pytest.mark.parametrize("model_type", sorted(TRAINABLE_MODEL_TYPES))
 def test_forward_backward_on_real_faces(model_type):
     torch.manual_seed(0)
     model = build_model(model_type, overrides=TINY_CONFIGS[model_type])
@@ -66,7 +66,7 @@ def test_forward_backward_on_real_faces(model_type):
     assert torch.isfinite(model(**inputs, labels=soft).loss)  # soft targets (distillation, FER+ votes)
 
 
-@pytest.mark.parametrize("model_type", sorted(FER_MODEL_TYPES))
+@pytest.mark.parametrize("model_type", sorted(TRAINABLE_MODEL_TYPES))
 def test_save_load_auto_classes_and_pipeline(model_type, tmp_path):
     torch.manual_seed(0)
     model = build_model(model_type, overrides=TINY_CONFIGS[model_type]).eval()
@@ -75,12 +75,12 @@ def test_save_load_auto_classes_and_pipeline(model_type, tmp_path):
     processor.save_pretrained(tmp_path)
     saved = {p.name for p in tmp_path.iterdir()}
     assert {"model.safetensors", "config.json", "preprocessor_config.json", "image_processing_fer.py"} <= saved
-    assert isinstance(AutoConfig.from_pretrained(tmp_path), FER_MODEL_TYPES[model_type][0])
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), TRAINABLE_MODEL_TYPES[model_type][0])
     loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
-    assert type(loaded) is FER_MODEL_TYPES[model_type][1]
+    assert type(loaded) is TRAINABLE_MODEL_TYPES[model_type][1]
     inputs = AutoImageProcessor.from_pretrained(tmp_path)(real_faces(), return_tensors="pt")
     with torch.no_grad():
-        assert torch.equal(model(**inputs).logits, loaded(**inputs).logits)
+        assert torch.allclose(model(**inputs).logits, loaded(**inputs).logits, rtol=1e-5, atol=1e-6)
     results = pipeline("image-classification", model=str(tmp_path))(real_faces(4)[:2], top_k=7)
     assert len(results) == 2 and {r["label"] for r in results[0]} == set(FER2013_LABELS)
     assert abs(sum(r["score"] for r in results[0]) - 1) < 1e-4
@@ -102,7 +102,7 @@ print(json.dumps({"module": type(model).__module__, "logits": logits[0].tolist()
 """
 
 
-@pytest.mark.parametrize("model_type", sorted(FER_MODEL_TYPES))
+@pytest.mark.parametrize("model_type", sorted(TRAINABLE_MODEL_TYPES))
 def test_trust_remote_code_without_fer_hf(model_type, tmp_path):
     torch.manual_seed(0)
     model = build_model(model_type, overrides=TINY_CONFIGS[model_type]).eval()

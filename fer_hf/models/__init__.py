@@ -18,13 +18,14 @@ from typing import Optional
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification
 
 from ..image_processing_fer import FerImageProcessor
+from .acnn_alstm import FER_ACNN_ALSTM_PRESETS, FerACNNALSTMConfig, FerACNNALSTMForImageClassification
+from .conv1x1 import FER_CONV1X1_PRESETS, FerConv1x1Config, FerConv1x1ForImageClassification
+from .efficientnet import FER_EFFICIENTNET_PRESETS, FerEfficientNetConfig, FerEfficientNetForImageClassification
+from .ensemble import FerEnsembleConfig, FerEnsembleForImageClassification
+from .lrn import FER_LRN_PRESETS, FerLRNConfig, FerLRNForImageClassification
+from .resnet import FER_RESNET_PRESETS, FerResNetConfig, FerResNetForImageClassification
 from .vgg import FER2013_LABELS, FerVGGConfig, FerVGGForImageClassification
 from .vgg.configuration_fer_vgg import FER_VGG_PRESETS
-from .conv1x1 import FER_CONV1X1_PRESETS, FerConv1x1Config, FerConv1x1ForImageClassification
-from .lrn import FER_LRN_PRESETS, FerLRNConfig, FerLRNForImageClassification
-from .acnn_alstm import FER_ACNN_ALSTM_PRESETS, FerACNNALSTMConfig, FerACNNALSTMForImageClassification
-from .efficientnet import FER_EFFICIENTNET_PRESETS, FerEfficientNetConfig, FerEfficientNetForImageClassification
-from .resnet import FER_RESNET_PRESETS, FerResNetConfig, FerResNetForImageClassification
 
 #: (config class, image-classification model class, named presets) of every family.
 MODEL_FAMILIES = [
@@ -36,14 +37,18 @@ MODEL_FAMILIES = [
     (FerResNetConfig, FerResNetForImageClassification, FER_RESNET_PRESETS),
 ]
 
-#: ``model_type`` -> (config class, model class); the only model types the app and CLI will load.
-FER_MODEL_TYPES = {config.model_type: (config, model) for config, model, _ in MODEL_FAMILIES}
+#: ``model_type`` -> (config class, model class) of the trainable families (``train_accelerate.py --model_type``).
+TRAINABLE_MODEL_TYPES = {config.model_type: (config, model) for config, model, _ in MODEL_FAMILIES}
+#: ``model_type`` -> (config class, model class): every fer_hf type, the ensemble included; the only
+#: model types the app and CLI will load.
+FER_MODEL_TYPES = {**TRAINABLE_MODEL_TYPES,
+                   FerEnsembleConfig.model_type: (FerEnsembleConfig, FerEnsembleForImageClassification)}
 #: ``model_type`` -> {preset name: config keyword arguments}.
 FER_MODEL_PRESETS = {config.model_type: presets for config, _, presets in MODEL_FAMILIES}
 
 
 def _register_all() -> None:
-    for config_class, model_class, _ in MODEL_FAMILIES:
+    for config_class, model_class in FER_MODEL_TYPES.values():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModelForImageClassification.register(config_class, model_class, exist_ok=True)
         # One implementation (PIL + numpy, deterministic) serves whichever backend transformers asks for.
@@ -105,9 +110,10 @@ def build_config(model_type: str, preset: Optional[str] = None, overrides: Optio
     Raises:
         ValueError: for an unknown model type, preset or config argument.
     """
-    if model_type not in FER_MODEL_TYPES:
-        raise ValueError(f"Unknown model_type {model_type!r}; fer_hf model types: {sorted(FER_MODEL_TYPES)}")
-    config_class, _ = FER_MODEL_TYPES[model_type]
+    if model_type not in TRAINABLE_MODEL_TYPES:
+        raise ValueError(f"Unknown model_type {model_type!r}; trainable fer_hf model types: "
+                         f"{sorted(TRAINABLE_MODEL_TYPES)}")
+    config_class, _ = TRAINABLE_MODEL_TYPES[model_type]
     presets = FER_MODEL_PRESETS[model_type]
     if preset is not None and preset not in presets:
         raise ValueError(f"Unknown preset {preset!r} for {model_type}; choose one of {sorted(presets)}")
@@ -126,8 +132,39 @@ def build_model(model_type: str, preset: Optional[str] = None, overrides: Option
                 label_names: Optional[list] = None):
     """A freshly initialised ``<Family>ForImageClassification`` (see `build_config` for the arguments)."""
     config = build_config(model_type, preset, overrides, label_names)
-    return FER_MODEL_TYPES[model_type][1](config)
+    return TRAINABLE_MODEL_TYPES[model_type][1](config)
 
 
-__all__ = ["FER2013_LABELS", "FER_MODEL_PRESETS", "FER_MODEL_TYPES", "MODEL_FAMILIES", "build_config",
+def load_fer_model(name_or_path, **kwargs):
+    """Load a trained fer_hf model (folder or Hub id) safely: fer_hf model types only, weights from
+    safetensors only, never the folder's own code (``trust_remote_code`` stays off).
+
+    Raises:
+        ValueError: for a model that is not a fer_hf model type (its code would have to be trusted).
+        OSError: for a missing folder / unreachable Hub id, or a folder without ``model.safetensors``.
+    """
+    config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False) if _is_fer_config(name_or_path) else None
+    if config is None or config.model_type not in FER_MODEL_TYPES:
+        raise ValueError(f"{name_or_path} is not a fer_hf model (model types {sorted(FER_MODEL_TYPES)}); "
+                         "fer_hf does not run other repositories' code")
+    return AutoModelForImageClassification.from_pretrained(name_or_path, use_safetensors=True,
+                                                           trust_remote_code=False, **kwargs)
+
+
+def _is_fer_config(name_or_path) -> bool:
+    """Whether the config.json of a folder / Hub id names a fer_hf model_type (read as plain JSON first,
+    so that no code is ever involved in deciding)."""
+    import json
+    from pathlib import Path
+
+    from transformers.utils import cached_file
+
+    path = Path(str(name_or_path)) / "config.json"
+    if not path.is_file():
+        path = cached_file(str(name_or_path), "config.json")
+    return json.loads(Path(path).read_text()).get("model_type") in FER_MODEL_TYPES
+
+
+__all__ = ["FER2013_LABELS", "FER_MODEL_PRESETS", "FER_MODEL_TYPES", "MODEL_FAMILIES", "TRAINABLE_MODEL_TYPES",
+           "build_config", "load_fer_model",
            "build_model", "parse_config_overrides"]

@@ -1,0 +1,142 @@
+"""Build a released ensemble from trained fer_hf models, under the FER2013 protocol: member weights
+fitted on PublicTest only, PrivateTest reported once.
+
+    python -m fer_hf ensemble --members model_cards/a model_cards/b --output_dir model_cards/fer-ensemble \
+        --data_dir ../shared/data/fer2013/fer2013_images.zip
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .tta import TTA_MODES, black_pixel_value, tta_log_probs
+
+
+@torch.no_grad()
+def predict_probabilities(model, image_processor, images_uint8: torch.Tensor, tta: str = "none",
+                          batch_size: int = 256, padding: int = 4) -> torch.Tensor:
+    """Probabilities (N, num_labels) float32 of ``model`` on uint8 faces (N, C, H, W) decoded by
+    ``image_processor.convert_and_resize`` (see `fer_hf.data.dataset_to_uint8`), with a TTA mode."""
+    model.eval()
+    pad_value = black_pixel_value(image_processor)
+    chunks = []
+    for start in range(0, len(images_uint8), batch_size):
+        pixel_values = image_processor.rescale_and_normalize(images_uint8[start:start + batch_size])
+        chunks.append(tta_log_probs(model, pixel_values, tta, padding=padding, pad_value=pad_value).exp())
+    return torch.cat(chunks)
+
+
+def fit_member_weights(member_probabilities, labels, step: float = 0.05, criterion: str = "nll") -> tuple:
+    """Averaging weights for an ensemble, by exhaustive search on a grid of the simplex.
+
+    Args:
+        member_probabilities: (M, N, K) array-like, each member's probabilities on the selection split
+            (FER2013 PublicTest: never the split that is reported).
+        labels: (N,) int label ids of that split.
+        step: grid step (0.05: weights in multiples of 5%, as the 0.45 / 0.55 of the EfficientNet system).
+        criterion: ``nll`` (default): the lowest negative log-likelihood of the averaged probabilities, a
+            smooth proper score that a few lucky argmax flips cannot sway; ``accuracy``: the highest
+            accuracy, ties to the lower NLL. Remaining ties go to the weights closest to uniform.
+    Returns:
+        (weights list of M floats summing to 1, accuracy on the selection split with those weights).
+    Raises:
+        ValueError: for an unknown criterion.
+    """
+    if criterion not in ("nll", "accuracy"):
+        raise ValueError(f"criterion must be 'nll' or 'accuracy', got {criterion!r}")
+    probs = torch.as_tensor(np.asarray(member_probabilities), dtype=torch.float64)
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    members = probs.shape[0]
+    units = round(1 / step)
+    best = None
+    for combo in itertools.product(range(units + 1), repeat=members - 1):
+        if sum(combo) > units:
+            continue
+        weights = torch.tensor([*combo, units - sum(combo)], dtype=torch.float64) / units
+        mixed = torch.einsum("m,mnk->nk", weights, probs)
+        accuracy = (mixed.argmax(-1) == labels).double().mean().item()
+        nll = -torch.log(mixed[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean().item()
+        spread = float(((weights - 1 / members) ** 2).sum())
+        key = (nll, spread) if criterion == "nll" else (-accuracy, nll, spread)
+        if best is None or key < best[0]:
+            best = (key, weights.tolist(), accuracy)
+    return best[1], best[2]
+
+
+def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
+                   step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
+                   criterion: str = "nll") -> dict:
+    """Fit member weights on FER2013 PublicTest, build the `FerEnsembleForImageClassification`, evaluate
+    it on PublicTest and PrivateTest (no TTA, flip, ten-crop) and write a released folder (config,
+    safetensors, processor, code, ``eval_results.json``, model card) to ``output_dir``.
+
+    Returns the results dict written to ``eval_results.json``.
+    Raises:
+        ValueError: for a member that is not a fer_hf model or a label-set mismatch.
+    """
+    from transformers import AutoImageProcessor
+
+    from .data import dataset_to_uint8, load_fer2013
+    from .image_processing_fer import FerImageProcessor
+    from .metrics import classification_metrics
+    from .modelcard import write_ensemble_card
+    from .models import load_fer_model
+    from .models.ensemble import FerEnsembleForImageClassification
+    from .profiling import count_parameters, gflops_per_face
+
+    output = Path(output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    models = [load_fer_model(path) for path in member_paths]
+    processors = [AutoImageProcessor.from_pretrained(path) for path in member_paths]
+    names = [Path(str(path).rstrip("/")).name for path in member_paths]
+    dataset = load_fer2013(data_dir)
+    if max_eval_samples is not None:
+        for split in ("validation", "test"):
+            dataset[split] = dataset[split].select(range(min(max_eval_samples, len(dataset[split]))))
+    label_names = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
+    decoded = {}
+    member_results = []
+    member_val_probs = []
+    for name, model, processor in zip(names, models, processors):
+        row = {"name": name, "model_type": model.config.model_type, "num_parameters": count_parameters(model),
+               "gflops_per_face": round(gflops_per_face(model), 4)}
+        for split in ("validation", "test"):
+            key = (split, processor.num_channels, processor.size["height"])
+            if key not in decoded:
+                decoded[key] = dataset_to_uint8(dataset[split], processor, desc=f"decode {split}")
+            images, labels = decoded[key]
+            probs = predict_probabilities(model, processor, images)
+            row[split] = classification_metrics(labels.numpy(), probs.argmax(-1).numpy(), label_names)
+            if split == "validation":
+                member_val_probs.append(probs)
+                val_labels = labels
+        member_results.append(row)
+    weights, val_accuracy = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
+    ensemble = FerEnsembleForImageClassification.from_members(models, processors, names, weights)
+    processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
+                                                         "width": ensemble.config.image_size})
+    results = {"protocol": "member weights fitted on PublicTest (validation) accuracy; PrivateTest (test) reported",
+               "model_type": "fer_ensemble", "members": member_results, "member_weights": weights,
+               "weight_grid_step": step, "weight_criterion": criterion, "num_parameters": count_parameters(ensemble),
+               "gflops_per_face": round(gflops_per_face(ensemble), 4),
+               "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+               "split_sizes": {s: len(dataset[s]) for s in ("validation", "test")}}
+    for split in ("validation", "test"):
+        images, labels = dataset_to_uint8(dataset[split], processor, desc=f"decode {split}")
+        for tta in TTA_MODES:
+            probs = predict_probabilities(ensemble, processor, images, tta=tta)
+            results[split + ("" if tta == "none" else f"_{tta}_tta")] = classification_metrics(
+                labels.numpy(), probs.argmax(-1).numpy(), label_names)
+    ensemble.save_pretrained(output)
+    processor.save_pretrained(output)
+    (output / "eval_results.json").write_text(json.dumps(results, indent=1))
+    write_ensemble_card(output, results, model_name or output.name)
+    return results

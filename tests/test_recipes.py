@@ -1,0 +1,215 @@
+"""Training recipes on real FER2013 faces: augmentation presets, losses, TTA, the ensemble and distillation."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+import fer_hf  # noqa: F401  (registers the fer_hf model types)
+from fer_hf import FER2013_LABELS
+from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset, random_erasing
+from fer_hf.ensembling import fit_member_weights
+from fer_hf.losses import class_weights, classification_loss, distillation_loss
+from fer_hf.models import build_model
+from fer_hf.models.ensemble import FerEnsembleForImageClassification
+from fer_hf.recognizer import DEFAULT_MODEL_DIR
+from fer_hf.tta import tta_log_probs, tta_views
+
+from conftest import FER2013_ZIP, REPO
+
+
+@pytest.fixture(scope="module")
+def private_test_faces():
+    """64 real PrivateTest faces (uint8 (64, 1, 48, 48)) and their labels."""
+    with zipfile.ZipFile(FER2013_ZIP) as archive:
+        names = sorted(n for n in archive.namelist() if "/PrivateTest_" in n)[::50][:64]
+        names = [names[i] for i in np.random.default_rng(0).permutation(len(names))]  # classes mixed in a batch
+        images = np.stack([np.asarray(Image.open(io.BytesIO(archive.read(n))).convert("L")) for n in names])
+    labels = torch.tensor([FER2013_LABELS.index(n.split("/")[1]) for n in names])
+    return torch.from_numpy(images)[:, None], labels
+
+
+@pytest.mark.parametrize("preset", AUGMENTATION_PRESETS)
+def test_presets_keep_shapes_dtypes_and_label_sums(preset, private_test_faces):
+    images, labels = private_test_faces
+    torch.manual_seed(0)
+    out, targets = apply_preset(preset, images.float(), labels, num_labels=7)
+    assert out.shape == images.shape and out.dtype == torch.float32
+    assert out.min() >= -1e-3 and out.max() <= 255 + 1e-3
+    if preset == "none":
+        assert torch.equal(out, images.float()) and torch.equal(targets, labels)
+    else:
+        assert not torch.equal(out, images.float())
+    if preset == "mixup+cutmix":
+        assert targets.shape == (64, 7) and targets.dtype == torch.float32
+        assert torch.allclose(targets.sum(1), torch.ones(64), atol=1e-5)
+        mixed = []
+        for seed in range(5):  # lam ~ Beta(0.2, 0.2) is often close to 0 or 1: over a few batches it mixes
+            torch.manual_seed(seed)
+            mixed.append(apply_preset(preset, images.float(), labels, 7)[1].max(1).values.min().item())
+        assert min(mixed) < 0.9, mixed
+    else:
+        assert torch.equal(targets, labels)
+
+
+def test_mixup_cutmix_mixes_soft_targets_with_the_images(private_test_faces):
+    images, labels = private_test_faces
+    soft = torch.cat([torch.nn.functional.one_hot(labels, 7).float(), torch.full((64, 7), 1 / 7)], 1)
+    torch.manual_seed(1)
+    _, mixed = apply_preset("mixup+cutmix", images.float(), soft, num_labels=7)
+    assert mixed.shape == (64, 14)
+    assert torch.allclose(mixed[:, :7].sum(1), torch.ones(64), atol=1e-5)
+    assert torch.allclose(mixed[:, 7:].sum(1), torch.ones(64), atol=1e-5)
+
+
+def test_random_erasing_erases_per_image_within_the_area_range(private_test_faces):
+    images, _ = private_test_faces
+    torch.manual_seed(0)
+    erased = random_erasing(images.float(), probability=1.0, scale=(0.05, 0.1), value=-1.0)
+    fraction = (erased == -1.0).float().mean(dim=(1, 2, 3))
+    assert (fraction > 0.02).all() and (fraction < 0.13).all()
+    assert len(set(fraction.tolist())) > 10  # each image has its own rectangle
+    untouched = random_erasing(images.float(), probability=0.0)
+    assert torch.equal(untouched, images.float())
+
+
+def test_class_weights_follow_the_real_fer2013_training_counts(fer2013):
+    labels = torch.tensor(fer2013["train"]["label"])
+    weights = class_weights(labels, 7, "inverse")
+    assert torch.allclose(weights.mean(), torch.tensor(1.0))
+    counts = torch.bincount(labels, minlength=7).float()
+    assert counts[1] == 436 and counts[3] == 7215
+    assert torch.allclose(weights[1] / weights[3], counts[3] / counts[1], rtol=1e-4)
+    sqrt = class_weights(labels, 7, "sqrt_inverse")
+    assert 1 < sqrt[1] / sqrt[3] < weights[1] / weights[3]
+    assert class_weights(labels, 7, "none") is None
+    with pytest.raises(ValueError):
+        class_weights(torch.tensor([0, 1]), 7, "inverse")
+
+
+def test_losses_hard_soft_and_distillation():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 7)
+    labels = torch.tensor([0, 3, 3, 6, 1])
+    one_hot = torch.nn.functional.one_hot(labels, 7).float()
+    assert torch.allclose(classification_loss(logits, labels), classification_loss(logits, one_hot), atol=1e-6)
+    weights = torch.ones(7)
+    weights[3] = 5
+    assert classification_loss(logits, labels, weight=weights) != classification_loss(logits, labels)
+    teacher = torch.softmax(logits / 4, -1)
+    assert distillation_loss(logits, teacher, 4.0).abs() < 1e-6  # student == teacher
+    assert distillation_loss(torch.zeros(5, 7), teacher, 4.0) > 0
+
+
+def test_tta_views_and_averaging_on_the_released_model(private_test_faces):
+    images, labels = private_test_faces
+    model = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
+    processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
+    pixel_values = processor.rescale_and_normalize(images)
+    views = tta_views(pixel_values, "ten_crop", padding=4, pad_value=[-2.0])
+    assert len(views) == 10 and all(v.shape == pixel_values.shape for v in views)
+    assert torch.equal(views[0], pixel_values)  # the centre crop of the padded face is the face
+    assert torch.equal(views[5], torch.flip(pixel_values, dims=[3]))
+    assert (views[1][:, :, :4, :] == -2.0).all()  # top-left corner crop shows the padding
+    with torch.no_grad():
+        plain = tta_log_probs(model, pixel_values, "none")
+        flip = tta_log_probs(model, pixel_values, "flip")
+        logits = model(pixel_values=pixel_values).logits
+        mirrored = model(pixel_values=torch.flip(pixel_values, dims=[3])).logits
+    assert torch.allclose(plain, logits.log_softmax(-1), atol=1e-5)
+    expected = torch.log((logits.softmax(-1) + mirrored.softmax(-1)) / 2)
+    assert torch.allclose(flip, expected, atol=1e-5)
+    assert (flip.argmax(-1) == labels).float().mean() > 0.5  # real accuracy on real faces
+
+
+def test_ensemble_average_matches_a_hand_computation_on_real_members(private_test_faces, tmp_path):
+    images, labels = private_test_faces
+    member_a = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
+    processor_a = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
+    torch.manual_seed(0)
+    member_b = build_model("fer_lrn", overrides={"hidden_sizes": [8, 8], "classifier_hidden_sizes": [16, 8]}).eval()
+    member_c = build_model("fer_resnet", overrides={"depths": [1, 1, 1, 1], "classifier_hidden_size": 16,
+                                                    "image_size": 32}).eval()
+    from fer_hf.image_processing_fer import FerImageProcessor
+
+    processor_b = FerImageProcessor()
+    processor_c = FerImageProcessor(num_channels=3, size={"height": 32, "width": 32},
+                                    image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+    ensemble = FerEnsembleForImageClassification.from_members(
+        [member_a, member_b, member_c], [processor_a, processor_b, processor_c], ["vgg", "lrn", "resnet"],
+        [0.6, 0.3, 0.1])
+    faces = [Image.fromarray(face[0].numpy()) for face in images[:16]]
+    with torch.no_grad():
+        out = ensemble(**processor_a(faces, return_tensors="pt"), output_member_logits=True)
+        probs = [member_a(**processor_a(faces, return_tensors="pt")).logits.softmax(-1),
+                 member_b(**processor_b(faces, return_tensors="pt")).logits.softmax(-1),
+                 member_c(**processor_c(faces, return_tensors="pt")).logits.softmax(-1)]
+    # members see their own inputs (sizes, channels, normalization) inside the ensemble
+    assert torch.allclose(out.member_logits[:, 0].softmax(-1), probs[0], atol=1e-5)
+    assert torch.allclose(out.member_logits[:, 1].softmax(-1), probs[1], atol=1e-5)
+    assert torch.allclose(out.member_logits[:, 2].softmax(-1), probs[2], atol=0.02)  # resize: torch vs PIL
+    hand = 0.6 * out.member_logits[:, 0].softmax(-1) + 0.3 * out.member_logits[:, 1].softmax(-1) \
+        + 0.1 * out.member_logits[:, 2].softmax(-1)
+    assert torch.allclose(out.logits.exp(), hand, atol=1e-5)
+    ensemble.save_pretrained(tmp_path)
+    processor_a.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        again = loaded(**processor_a(faces, return_tensors="pt")).logits
+    assert torch.allclose(again, out.logits, atol=1e-6)
+    assert {"modeling_fer_vgg.py", "modeling_fer_lrn.py", "modeling_fer_resnet.py"} <= {p.name for p in tmp_path.iterdir()}
+
+
+def test_fit_member_weights_finds_the_informative_member(private_test_faces):
+    _, labels = private_test_faces
+    good = torch.nn.functional.one_hot(labels, 7).float() * 0.7 + 0.3 / 7
+    noise = torch.softmax(torch.randn(64, 7, generator=torch.Generator().manual_seed(0)), -1)
+    weights, accuracy = fit_member_weights(torch.stack([noise, good]), labels, step=0.1)
+    assert weights[1] > weights[0] and abs(sum(weights) - 1) < 1e-9 and accuracy == 1.0
+    weights, _ = fit_member_weights(torch.stack([good, good]), labels, step=0.1, criterion="accuracy")
+    assert weights == [0.5, 0.5]
+
+
+@pytest.mark.slow
+def test_short_distillation_run_lowers_the_kl_to_the_teacher(tmp_path, private_test_faces):
+    """A tiny student trained 3 short epochs (60 steps) on the released model's soft targets ends closer to it (KL on
+    held-out PrivateTest faces) than the same student at initialisation."""
+    out = tmp_path / "student"
+    overrides = "hidden_sizes=[8,16],classifier_hidden_size=32"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONPATH=str(REPO))
+    result = subprocess.run([sys.executable, str(REPO / "train_accelerate.py"), "--data_dir", str(FER2013_ZIP),
+                             "--output_dir", str(out), "--max_train_samples", "640", "--max_eval_samples", "128",
+                             "--num_train_epochs", "3", "--config_overrides", overrides, "--augmentation", "none",
+                             "--teacher_model", str(DEFAULT_MODEL_DIR), "--distillation_alpha", "1.0",
+                             "--distillation_temperature", "2", "--learning_rate", "0.003", "--lr_scheduler",
+                             "constant", "--per_device_train_batch_size", "32", "--mixed_precision", "no"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert torch.load(out / "teacher_soft_targets.pt", weights_only=True).shape == (640, 7)
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["teacher"] == str(DEFAULT_MODEL_DIR)
+    images, _ = private_test_faces
+    teacher = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
+    processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
+    student = AutoModelForImageClassification.from_pretrained(out).eval()
+    from fer_hf.models import build_model as build
+
+    torch.manual_seed(42)
+    initial = build("fer_vgg", overrides={"hidden_sizes": [8, 16], "classifier_hidden_size": 32}).eval()
+    pixel_values = processor.rescale_and_normalize(images)
+
+    def kl(model):
+        with torch.no_grad():
+            target = teacher(pixel_values=pixel_values).logits.softmax(-1)
+            return torch.nn.functional.kl_div(model(pixel_values=pixel_values).logits.log_softmax(-1), target,
+                                              reduction="batchmean").item()
+
+    assert kl(student) < 0.85 * kl(initial), (kl(student), kl(initial))
