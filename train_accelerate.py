@@ -135,6 +135,9 @@ def parse_args(argv=None):
     run.add_argument("--stop_after_epochs", type=int, default=None,
                      help="Stop this invocation after N epochs (checkpointed); continue later with "
                           "--resume_from_checkpoint latest. The schedule still spans --num_train_epochs.")
+    run.add_argument("--stop_after_minutes", type=float, default=None,
+                     help="Stop this invocation (checkpointed) after the first epoch that ends past this many "
+                          "minutes of wall-clock time; continue later with --resume_from_checkpoint latest.")
     run.add_argument("--rewrite_model_card", action="store_true",
                      help="Only rewrite README.md and the plots of a finished run in --output_dir from its "
                           "eval_results.json and train_log.jsonl (e.g. after the card template changed).")
@@ -322,8 +325,13 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.
     cpu = args.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    # bf16 autocast is applied around the training forward pass only (below), so that evaluation and the
+    # EMA always see the float32 model: Accelerate's own mixed precision patches model.forward, and
+    # unwrapping with keep_fp32_wrapper=False removes that patch for good (training silently went
+    # back to float32 after the first evaluation). fp16 (GPU) needs Accelerate's gradient scaler.
+    precision = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
     accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              mixed_precision=args.mixed_precision,
+                              mixed_precision="fp16" if precision == "fp16" else "no",
                               log_with=args.report_to if args.with_tracking else None,
                               project_dir=args.output_dir)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -385,15 +393,17 @@ def main(argv=None):
     if args.ema_decay > 0:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-        ema = AveragedModel(accelerator.unwrap_model(model, keep_fp32_wrapper=False),
-                            multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay), use_buffers=True)
+        ema = AveragedModel(accelerator.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay),
+                            use_buffers=True)
+        for patched in ("forward", "_original_forward"):  # the average runs in float32 (see `precision`)
+            ema.module.__dict__.pop(patched, None)
         accelerator.register_for_checkpointing(ema)
     if weights is not None:
         weights = weights.to(accelerator.device)
 
     def eval_model():
         """The weights that are evaluated, selected and released: the EMA if on, else the model; float32."""
-        return ema.module if ema is not None else accelerator.unwrap_model(model, keep_fp32_wrapper=False)
+        return ema.module if ema is not None else accelerator.unwrap_model(model)
 
     # ---------------------------------------------------------------- resume
     state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "history": []}
@@ -414,9 +424,14 @@ def main(argv=None):
     progress = tqdm(total=args.num_train_epochs * len(train_loader), initial=start_epoch * len(train_loader),
                     disable=not accelerator.is_local_main_process, desc="train", unit="batch", mininterval=5)
     stopped_early = state.get("stopped_early", False)
+    invocation_started = time.time()
     for epoch in range(start_epoch, end_epoch):
         if stopped_early:
             break
+        if args.stop_after_minutes is not None:
+            over = torch.tensor(float(time.time() - invocation_started > args.stop_after_minutes * 60))
+            if accelerator.reduce(over.to(accelerator.device), "sum").item() > 0:  # all processes agree
+                break
         model.train()
         started = time.time()
         loss_sum = torch.zeros((), dtype=torch.float64)
@@ -435,7 +450,8 @@ def main(argv=None):
                 pixel_values = processor.rescale_and_normalize(augmented)
                 if channels_last:
                     pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
-                logits = model(pixel_values=pixel_values).logits
+                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                    logits = model(pixel_values=pixel_values).logits
                 if soft.shape[1]:
                     hard, teacher = targets[:, :num_labels], targets[:, num_labels:]
                     loss = (1 - args.distillation_alpha) * classification_loss(
@@ -451,7 +467,7 @@ def main(argv=None):
                     scheduler.step()
                 optimizer.zero_grad()
                 if ema is not None and accelerator.sync_gradients:
-                    ema.update_parameters(accelerator.unwrap_model(model, keep_fp32_wrapper=False))
+                    ema.update_parameters(accelerator.unwrap_model(model))
             loss_sum += loss.detach().double().cpu() * len(labels)
             correct += (logits.argmax(-1) == labels).sum().cpu()
             seen += len(labels)
@@ -498,8 +514,8 @@ def main(argv=None):
             accelerator.print(f"Early stopping: no better PublicTest accuracy for {args.early_stopping_patience} "
                               f"epochs (best epoch {state['best_epoch']})")
     progress.close()
-    if end_epoch < args.num_train_epochs and not stopped_early:
-        accelerator.print(f"Stopped after epoch {end_epoch} of {args.num_train_epochs}; resume with "
+    if state["epoch"] + 1 < args.num_train_epochs and not stopped_early:
+        accelerator.print(f"Stopped after epoch {state['epoch'] + 1} of {args.num_train_epochs}; resume with "
                           "--resume_from_checkpoint latest")
         accelerator.end_training()
         return None
@@ -519,7 +535,7 @@ def main(argv=None):
                "model_type": best.config.model_type, "num_parameters": count_parameters(best),
                "gflops_per_face": round(gflops_per_face(best), 4), **init_notes,
                "training_hours": round(sum(h["train_seconds"] + h.get("eval_seconds", 0) for h in history) / 3600, 3),
-               "hardware": hardware_description(accelerator)}
+               "hardware": hardware_description(accelerator), "mixed_precision": precision}
     for split, loader in (("validation", val_loader), ("test", test_loader)):
         for tta in TTA_MODES:
             scores, labels = predict(best, loader, processor, accelerator, channels_last, tta=tta,

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .detection import DETECTORS, build_detector
 from .image_processing_fer import to_pil_image
+from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 #: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo.
@@ -95,10 +96,16 @@ class FaceExpressionRecognizer:
         max_detection_side: images whose longer side exceeds this many pixels are downscaled for
             detection only (boxes are mapped back, crops come from the full-resolution image).
         device: torch device for the classifier and MTCNN.
+        tta: test-time augmentation of each face crop (`fer_hf.tta`): ``"none"`` (default), ``"flip"``
+            (face + mirror image, 2x the classifier cost) or ``"ten_crop"`` (10x).
     """
 
     def __init__(self, model, image_processor, detector="mtcnn", min_face_size: int = 20, margin: float = 0.2,
-                 detection_threshold: float = 0.9, max_detection_side: int = 1280, device: str = "cpu"):
+                 detection_threshold: float = 0.9, max_detection_side: int = 1280, device: str = "cpu",
+                 tta: str = "none"):
+        if tta not in TTA_MODES:
+            raise ValueError(f"Unknown TTA mode {tta!r}; choose one of {TTA_MODES}")
+        self.tta = tta
         self.model = model.to(device).eval()
         self.image_processor = image_processor
         self.device = device
@@ -175,8 +182,11 @@ class FaceExpressionRecognizer:
         if len(face_images) == 0:
             return np.zeros((0, len(self.id2label)), np.float32)
         inputs = self.image_processor(face_images, return_tensors="pt")
-        logits = self.model(pixel_values=inputs["pixel_values"].to(self.device)).logits
-        return logits.float().softmax(-1).cpu().numpy()
+        pixel_values = inputs["pixel_values"].to(self.device)
+        if self.tta == "none":
+            return self.model(pixel_values=pixel_values).logits.float().softmax(-1).cpu().numpy()
+        log_probs = tta_log_probs(self.model, pixel_values, self.tta, pad_value=black_pixel_value(self.image_processor))
+        return log_probs.exp().cpu().numpy()
 
     def predict(self, image) -> list:
         """All faces in ``image`` (path, PIL image, RGB numpy array or tensor; any mode; EXIF orientation

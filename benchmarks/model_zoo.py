@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Cost (and, when trained, accuracy) of every fer_hf architecture, in one table.
+
+For each architecture preset: parameters, GFLOPs per face (`torch.utils.flop_counter.FlopCounterMode`,
+one forward on one face), CPU milliseconds per face at batch 1 and batch 64 (float32, eval mode,
+``torch.inference_mode``, median of repeated timed runs after warm-up). With ``--runs_dir``, each
+architecture's trained run (``RUNS_DIR/<name>/eval_results.json``, written by ``train_accelerate.py``)
+adds its PublicTest / PrivateTest accuracy, macro-F1 and training time.
+
+Writes ``benchmarks/MODEL_ZOO.md`` and ``benchmarks/model_zoo.json`` with the command that produced them.
+Run it on an otherwise idle machine: a concurrent training run distorts every timing.
+
+    python benchmarks/model_zoo.py --runs_dir runs/zoo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+from fer_hf.models import build_model  # noqa: E402
+from fer_hf.profiling import count_parameters, gflops_per_face  # noqa: E402
+
+#: (row name, model_type, preset, what the original system claimed on FER2013)
+ARCHITECTURES = [
+    ("fer-conv1x1", "fer_conv1x1", "fer-conv1x1", "67% (the first system's CNN)"),
+    ("ferplus-baseline", "fer_vgg", "ferplus-baseline", "not stated"),
+    ("fer-vgg", "fer_vgg", "fer-vgg", "68.99% (fer_hf's first release)"),
+    ("ferplus-vgg", "fer_vgg", "ferplus-vgg", "not stated"),
+    ("fer-efficientnet-b0", "fer_efficientnet", "fer-efficientnet-b0", "68.74% (two-model ensemble)"),
+    ("fer-resnet18", "fer_resnet", "fer-resnet18", '"75-85%" (no protocol stated)'),
+    ("fer-lrn", "fer_lrn", "fer-lrn", "not stated"),
+    ("acnn-alstm", "fer_acnn_alstm", "acnn-alstm", "not stated"),
+    ("cnn-alstm", "fer_acnn_alstm", "cnn-alstm", "not stated"),
+    ("cnn-lstm", "fer_acnn_alstm", "cnn-lstm", "not stated"),
+]
+
+
+@torch.inference_mode()
+def ms_per_face(model, batch: int, repeats: int, channels: int, size: int) -> float:
+    """Median wall-clock milliseconds per face of ``model(pixel_values)`` at this batch size."""
+    pixel_values = torch.randn(batch, channels, size, size)
+    for _ in range(3):
+        model(pixel_values=pixel_values)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        model(pixel_values=pixel_values)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000 / batch
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs_dir", default=None, help="Folder with one trained run per architecture name.")
+    parser.add_argument("--repeats", type=int, default=30, help="Timed runs per measurement (batch 1).")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument("--only", nargs="+", default=None, help="Only these architecture names.")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "MODEL_ZOO.md"))
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = []
+    for name, model_type, preset, claimed in ARCHITECTURES:
+        if args.only and name not in args.only:
+            continue
+        model = build_model(model_type, preset).eval()
+        config = model.config
+        row = {"name": name, "model_type": model_type, "preset": preset, "claimed": claimed,
+               "parameters": count_parameters(model), "gflops_per_face": round(gflops_per_face(model), 4),
+               "ms_per_face_batch1": round(ms_per_face(model, 1, args.repeats, config.num_channels, config.image_size), 3),
+               "ms_per_face_batch64": round(ms_per_face(model, 64, max(3, args.repeats // 5), config.num_channels,
+                                                        config.image_size), 3)}
+        results_file = Path(args.runs_dir) / name / "eval_results.json" if args.runs_dir else None
+        if results_file and results_file.is_file():
+            results = json.loads(results_file.read_text())
+            row.update({"public_test_accuracy": results["validation"]["accuracy"],
+                        "private_test_accuracy": results["test"]["accuracy"],
+                        "private_test_macro_f1": results["test"]["macro_f1"],
+                        "private_test_accuracy_flip_tta": results["test_flip_tta"]["accuracy"],
+                        "training_hours": results.get("training_hours"), "epochs": results.get("epochs_trained"),
+                        "hardware": results.get("hardware"), "train_command": results.get("command")})
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    command = "python benchmarks/model_zoo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+              f"{torch.get_num_threads()} threads"
+    (REPO / "benchmarks" / "model_zoo.json").write_text(json.dumps({"command": command, "machine": machine,
+                                                                    "rows": rows}, indent=1))
+
+    def pct(row, key):
+        return f"{row[key] * 100:.2f}%" if key in row else "not trained yet"
+
+    lines = ["| architecture | `model_type` (preset) | params | GFLOPs / face | CPU ms / face, batch 1 | "
+             "CPU ms / face, batch 64 | PublicTest acc. | PrivateTest acc. | PrivateTest macro-F1 | "
+             "PrivateTest acc., flip TTA | training | original system's claim |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        training = (f"{row['epochs']} epochs, {row['training_hours']:.2f} h" if row.get("training_hours") is not None
+                    else "")
+        f1 = f"{row['private_test_macro_f1']:.4f}" if "private_test_macro_f1" in row else ""
+        lines.append(f"| {row['name']} | `{row['model_type']}` ({row['preset']}) | {row['parameters'] / 1e6:.2f}M | "
+                     f"{row['gflops_per_face']:.3f} | {row['ms_per_face_batch1']:.2f} | {row['ms_per_face_batch64']:.3f} | "
+                     f"{pct(row, 'public_test_accuracy')} | {pct(row, 'private_test_accuracy')} | {f1} | "
+                     f"{pct(row, 'private_test_accuracy_flip_tta')} | {training} | {row['claimed']} |")
+    text = f"""# fer_hf model zoo: cost and accuracy
+
+Written by `{command}` on {machine}. Timings: float32, eval mode, median of repeated runs after
+warm-up. Accuracy (FER2013, checkpoint chosen on PublicTest, PrivateTest reported once, no TTA unless
+stated) comes from each architecture's training run under `--runs_dir`; the training commands are in
+`model_zoo.json` and in each run's `eval_results.json`.
+
+{chr(10).join(lines)}
+"""
+    Path(args.output).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
