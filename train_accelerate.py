@@ -320,6 +320,10 @@ def main(argv=None):
     given = list(argv or sys.argv[1:])
     if "--hub_token" in given:  # never write a token into logs, results or cards
         given[given.index("--hub_token") + 1: given.index("--hub_token") + 2] = ["***"]
+    # the recorded command reproduces the run: flags that only split it into invocations are left out
+    for control in ("--resume_from_checkpoint", "--stop_after_epochs", "--stop_after_minutes"):
+        while control in given:
+            del given[given.index(control): given.index(control) + 2]
     command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in given)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
