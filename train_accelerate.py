@@ -30,17 +30,27 @@ from accelerate.logging import get_logger
 from accelerate.utils import set_seed
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
-
 from transformers import AutoImageProcessor
 
 from fer_hf import FER2013_LABELS, FerImageProcessor
 from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset
+from fer_hf.backbones import load_backbone_weights
 from fer_hf.data import dataset_to_uint8, load_fer2013
-from fer_hf.losses import CLASS_WEIGHTINGS, class_weights, classification_loss, distillation_loss
+from fer_hf.losses import (
+    CLASS_WEIGHTINGS,
+    class_weights,
+    classification_loss,
+    distillation_loss,
+)
 from fer_hf.metrics import classification_metrics
 from fer_hf.modelcard import save_training_plots, write_model_card
-from fer_hf.models import (FER_MODEL_PRESETS, TRAINABLE_MODEL_TYPES, build_model, load_fer_model,
-                            parse_config_overrides)
+from fer_hf.models import (
+    FER_MODEL_PRESETS,
+    TRAINABLE_MODEL_TYPES,
+    build_model,
+    load_fer_model,
+    parse_config_overrides,
+)
 from fer_hf.profiling import count_parameters, gflops_per_face
 from fer_hf.tta import TTA_MODES, black_pixel_value, tta_log_probs
 
@@ -200,14 +210,13 @@ def build_training_model(args, label_names):
                         label_names)
     notes = {"initialisation": "random (trained from scratch)"}
     if args.backbone_weights:
-        loader = getattr(model, "load_backbone_weights", None)
-        if loader is None:
+        if getattr(model, "imagenet_head_prefixes", None) is None:
             raise ValueError(f"{args.model_type} has no pretrained backbone to initialise")
         try:
-            loader(args.backbone_weights)
-            notes = {"initialisation": f"backbone from ImageNet weights {args.backbone_weights}",
+            load_backbone_weights(model, args.backbone_weights)
+            notes = {"initialisation": f"backbone initialised from --backbone_weights {args.backbone_weights}",
                      "imagenet_normalization": True}
-        except Exception as error:  # unreachable Hub id, missing file: train from scratch, and say so
+        except (OSError, ValueError) as error:  # unreachable Hub id, missing file: train from scratch, say so
             logger.warning(f"Could not load backbone weights {args.backbone_weights}: {error}; training from scratch")
             notes = {"initialisation": f"random (trained from scratch): backbone weights {args.backbone_weights} "
                                        f"could not be loaded ({type(error).__name__}: {error})"}
@@ -285,8 +294,10 @@ def make_scheduler(args, optimizer, steps_per_epoch, num_processes):
     Accelerate, which steps them once per process); ReduceLROnPlateau steps once per epoch."""
     total = steps_per_epoch * args.num_train_epochs * num_processes
     if args.lr_scheduler == "onecycle":
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate,
-                                                   pct_start=args.warmup_ratio, total_steps=total), True
+        # OneCycle needs at least 2 steps in each phase (only very short test runs come near that)
+        pct_start = min(max(args.warmup_ratio, 2.0 / total), 1 - 2.0 / total) if total > 4 else 0.5
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, pct_start=pct_start,
+                                                   total_steps=max(total, 4)), True
     if args.lr_scheduler == "cosine":
         from transformers import get_cosine_schedule_with_warmup
 

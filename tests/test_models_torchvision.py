@@ -11,18 +11,15 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForImageClassification
 
+from fer_hf import backbones
+from fer_hf.backbones import load_backbone_weights
 from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import build_config, build_model
 from fer_hf.models.efficientnet import (
     FerEfficientNetConfig,
     FerEfficientNetForImageClassification,
-    modeling_fer_efficientnet,
 )
-from fer_hf.models.resnet import (
-    FerResNetConfig,
-    FerResNetForImageClassification,
-    modeling_fer_resnet,
-)
+from fer_hf.models.resnet import FerResNetConfig, FerResNetForImageClassification
 
 TINY = {"fer_efficientnet": {"width_mult": 0.25, "depth_mult": 0.25},
         "fer_resnet": {"depths": [1, 1, 1, 1], "classifier_hidden_size": 16}}
@@ -127,7 +124,7 @@ def test_trained_batch_norm_statistics_survive_save_and_load(model_type, tmp_pat
         assert torch.equal(value, loaded.state_dict()[key]), key
     assert not torch.equal(loaded.classifier[-1].weight, torch.zeros_like(loaded.classifier[-1].weight))
     with torch.no_grad():
-        assert torch.equal(model(pixel_values=values).logits, loaded(pixel_values=values).logits)
+        assert torch.allclose(model(pixel_values=values).logits, loaded(pixel_values=values).logits, rtol=1e-5, atol=1e-6)
 
 
 def torchvision_state(name, seed):
@@ -164,7 +161,7 @@ def test_loads_torchvision_backbone_weights(tmp_path, suffix, model_type, torchv
     torch.manual_seed(0)
     model = build_model(model_type)
     head = {k: v.clone() for k, v in model.classifier.state_dict().items()}
-    report = model.load_backbone_weights(str(path))
+    report = load_backbone_weights(model, str(path))
     backbone = model.base_model.state_dict()
     assert backbone.keys() == set(state) - set(imagenet_head)
     gray = model.config.num_channels == 1
@@ -191,42 +188,41 @@ def test_resnet_grayscale_and_small_stems_adapt_or_skip_the_imagenet_stem(tmp_pa
     state = torchvision_state("resnet18", seed=5)
     path = save_state(state, tmp_path, ".safetensors")
     gray = FerResNetForImageClassification(FerResNetConfig(num_channels=1))
-    report = modeling_fer_resnet.load_backbone_weights(gray, str(path))
+    report = load_backbone_weights(gray, str(path))
     assert report["adapted"] == ["conv1.weight"]
     assert torch.allclose(gray.fer_resnet.conv1.weight, state["conv1.weight"].sum(dim=1, keepdim=True))
     small = FerResNetForImageClassification(FerResNetConfig(stem_type="small"))
     stem_before = small.fer_resnet.conv1.weight.clone()
-    report = small.load_backbone_weights(str(path))
+    report = load_backbone_weights(small, str(path))
     assert report["mismatched"] == ["conv1.weight: (64, 3, 7, 7) vs (64, 3, 3, 3)"]
     assert report["missing"] == ["conv1.weight"]
     assert torch.equal(small.fer_resnet.conv1.weight, stem_before)
     assert torch.equal(small.fer_resnet.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
 
 
-@pytest.mark.parametrize("module,model_class,config_class", [
-    (modeling_fer_resnet, FerResNetForImageClassification, FerResNetConfig),
-    (modeling_fer_efficientnet, FerEfficientNetForImageClassification, FerEfficientNetConfig),
+@pytest.mark.parametrize("model_class,config_class", [
+    (FerResNetForImageClassification, FerResNetConfig),
+    (FerEfficientNetForImageClassification, FerEfficientNetConfig),
 ])
-def test_backbone_weight_errors(tmp_path, module, model_class, config_class):
+def test_backbone_weight_errors(tmp_path, model_class, config_class):
     model = model_class(config_class(**TINY[config_class.model_type]))
     with pytest.raises(ValueError, match="no backbone weights source"):
-        module.load_backbone_weights(model)
+        load_backbone_weights(model)
     with pytest.raises(FileNotFoundError):
-        module.load_backbone_weights(model, str(tmp_path / "missing.safetensors"))
+        load_backbone_weights(model, str(tmp_path / "missing.safetensors"))
     with pytest.raises(OSError, match="backbone_weights=None"):  # HF_HUB_OFFLINE=1 (conftest): no network
-        module.load_backbone_weights(model, "no-such-owner/no-such-weights")
+        load_backbone_weights(model, "no-such-owner/no-such-weights")
     unrelated = save_state({"encoder.weight": torch.ones(2, 2)}, tmp_path, ".safetensors")
     with pytest.raises(ValueError, match="no tensor of"):
-        module.load_backbone_weights(model, str(unrelated))
+        load_backbone_weights(model, str(unrelated))
     (tmp_path / "weights.npz").write_bytes(b"0")
     with pytest.raises(ValueError, match="unsupported"):
-        module.load_backbone_weights(model, str(tmp_path / "weights.npz"))
+        load_backbone_weights(model, str(tmp_path / "weights.npz"))
     assert model.config.backbone_weights is None
 
 
-@pytest.mark.parametrize("module,model_type", [(modeling_fer_resnet, "fer_resnet"),
-                                               (modeling_fer_efficientnet, "fer_efficientnet")])
-def test_from_pretrained_never_reads_backbone_weights(tmp_path, monkeypatch, module, model_type):
+@pytest.mark.parametrize("model_type", ["fer_resnet", "fer_efficientnet"])
+def test_from_pretrained_never_reads_backbone_weights(tmp_path, monkeypatch, model_type):
     torch.manual_seed(0)
     source = "no-such-owner/imagenet-weights"
     model = build_model(model_type, overrides={**TINY[model_type], "backbone_weights": source}).eval()
@@ -235,12 +231,12 @@ def test_from_pretrained_never_reads_backbone_weights(tmp_path, monkeypatch, mod
     def refuse(*args, **kwargs):
         raise AssertionError("from_pretrained must not read backbone weights")
 
-    monkeypatch.setattr(module, "read_state_dict", refuse)
+    monkeypatch.setattr(backbones, "read_state_dict", refuse)
     loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     assert loaded.config.backbone_weights == source
     values = pixels(model.config, 2)
     with torch.no_grad():
-        assert torch.equal(model(pixel_values=values).logits, loaded(pixel_values=values).logits)
+        assert torch.allclose(model(pixel_values=values).logits, loaded(pixel_values=values).logits, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("config_class,kwargs,message", [

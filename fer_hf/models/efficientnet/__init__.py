@@ -8,8 +8,7 @@ from .modeling_fer_efficientnet import (
     FerEfficientNetForImageClassification,
     FerEfficientNetModel,
     FerEfficientNetPreTrainedModel,
-    load_backbone_weights,
 )
 
 __all__ = ["FER_EFFICIENTNET_PRESETS", "FerEfficientNetConfig", "FerEfficientNetForImageClassification",
-           "FerEfficientNetModel", "FerEfficientNetPreTrainedModel", "load_backbone_weights"]
+           "FerEfficientNetModel", "FerEfficientNetPreTrainedModel"]

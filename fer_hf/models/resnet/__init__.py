@@ -5,8 +5,7 @@ from .modeling_fer_resnet import (
     FerResNetForImageClassification,
     FerResNetModel,
     FerResNetPreTrainedModel,
-    load_backbone_weights,
 )
 
 __all__ = ["FER_RESNET_PRESETS", "FerResNetConfig", "FerResNetForImageClassification", "FerResNetModel",
-           "FerResNetPreTrainedModel", "load_backbone_weights"]
+           "FerResNetPreTrainedModel"]
