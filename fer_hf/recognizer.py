@@ -130,21 +130,33 @@ class FaceExpressionRecognizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: Optional[Union[str, os.PathLike]] = None, detector: str = "mtcnn",
-                        min_face_size: int = 20, device: str = "cpu", trust_remote_code: bool = True, **kwargs):
-        """Load a classifier with `AutoModelForImageClassification` / `AutoImageProcessor`.
+                        min_face_size: int = 20, device: str = "cpu", trust_remote_code: bool = False, **kwargs):
+        """Load a classifier and its image processor.
 
         ``name_or_path``: None (the default model shipped in ``model_cards/``), a released model name
         (a folder under ``model_cards/``), a local folder, or a Hub model id. Other keyword arguments
-        go to the constructor.
+        go to the constructor (e.g. ``tta="flip"``).
+
+        Loading is safe by default: only fer_hf model types (every family and the ensemble, whose code is
+        part of fer_hf), weights from safetensors only, and never the folder's own code. Pass
+        ``trust_remote_code=True`` yourself to load another image-classification model with the code its
+        repository ships (never do this for a name that someone else typed).
 
         Raises:
-            OSError: if the model cannot be found (for a Hub id while offline, too).
+            ValueError: for a model that is not a fer_hf model type (without ``trust_remote_code=True``).
+            OSError: if the model cannot be found (for a Hub id while offline, too) or has no safetensors.
         """
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+        from .models import load_fer_model
+
         location = resolve_model(name_or_path)
-        model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=trust_remote_code)
-        processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=trust_remote_code)
+        if trust_remote_code:
+            model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=True)
+            processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=True)
+        else:
+            model = load_fer_model(location)
+            processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=False)
         recognizer = cls(model, processor, detector=detector, min_face_size=min_face_size, device=device, **kwargs)
         recognizer.model_name = str(name_or_path or DEFAULT_MODEL_NAME)
         return recognizer
