@@ -100,3 +100,26 @@ def test_bad_inputs(default_recognizer, tmp_path):
         default_recognizer.predict(tmp_path / "missing.jpg")
     with pytest.raises(OSError):
         FaceExpressionRecognizer.from_pretrained(str(tmp_path / "no-such-model"))
+
+
+def test_a_folder_with_custom_code_is_refused_without_running_it(tmp_path):
+    """A model folder that is not a fer_hf model type, shipping code that would write a file when
+    imported, is refused with a clear error, and its code never runs (the app passes typed names here)."""
+    import json
+    import shutil
+
+    from fer_hf import FaceExpressionRecognizer
+    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+
+    folder = tmp_path / "evil"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    marker = tmp_path / "code_ran"
+    payload = f"open({str(marker)!r}, 'w').write('x')\n"
+    for name in ("configuration_fer_vgg.py", "modeling_fer_vgg.py"):
+        (folder / name).write_text(payload + (folder / name).read_text())
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "evil_model"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="not a fer_hf model"):
+        FaceExpressionRecognizer.from_pretrained(str(folder))
+    assert not marker.exists()
