@@ -2,6 +2,7 @@
 
 Subcommands:
     ensemble   build a released ensemble from trained fer_hf models, member weights fitted on PublicTest
+    evaluate   the evaluation report of a trained model on a dataset split (metrics.json + plots)
 """
 
 from __future__ import annotations
@@ -27,6 +28,29 @@ def _ensemble(args) -> int:
     return 0
 
 
+def _evaluate(args) -> int:
+    from .evaluation import evaluate_model
+
+    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    label_mapping = json.loads(args.label_mapping) if args.label_mapping else None
+    try:
+        results = evaluate_model(args.model, args.dataset, args.data_dir, split=args.split,
+                                 output_dir=args.output_dir, tta=args.tta, batch_size=args.batch_size,
+                                 label_mapping=label_mapping, calibration_split=args.calibration_split,
+                                 max_samples=args.max_samples, n_bins=args.num_bins, tta_padding=args.tta_padding,
+                                 command=command)
+    except (ValueError, NotImplementedError, FileNotFoundError, OSError) as error:
+        print(f"fer-hf evaluate: error: {error}", file=sys.stderr)
+        return 2
+    keys = ("model", "dataset", "split", "tta", "num_images", "accuracy", "macro_f1", "top_2_accuracy",
+            "expected_calibration_error", "temperature", "expected_calibration_error_after_temperature_scaling")
+    summary = {key: results[key] for key in keys}
+    summary["roc_auc_macro"] = results["roc_auc"]["macro"]
+    summary["images_left_out"] = results["label_mapping"]["images_left_out"]
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer-hf", description="fer_hf: facial expression recognition")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,8 +67,43 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--weight_criterion", default="nll", choices=["nll", "accuracy"],
                           help="Fit the weights for the lowest PublicTest log-loss (default) or the best accuracy.")
     ensemble.add_argument("--max_eval_samples", type=int, default=None,
-                          help="Only the first N PublicTest / PrivateTest images (for tests; not FER2013 results).")
+                          help="Only a fixed random subset (seed 0) of N PublicTest and of N PrivateTest images, "
+                               "not the first N (the FER2013 zip is sorted by class); for tests, not "
+                               "FER2013 results.")
     ensemble.set_defaults(handler=_ensemble)
+
+    from .calibration import DEFAULT_N_BINS
+    from .evaluation import EVALUATION_DATASETS
+    from .tta import TTA_MODES
+
+    evaluate = commands.add_parser(
+        "evaluate", help="Evaluation report of a trained fer_hf model on a dataset split (metrics.json + plots).",
+        description="Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix, top-2 accuracy, "
+                    "one-vs-rest ROC AUC, ECE before/after temperature scaling (temperature fitted on the "
+                    "validation split, never the reported one); writes metrics.json, confusion_matrix.png, "
+                    "roc.png, reliability_diagram.png and confident_mistakes.png. Labels are matched by name.")
+    evaluate.add_argument("--model", required=True, help="A fer_hf model folder or Hub id (fer_hf model types only).")
+    evaluate.add_argument("--dataset", required=True, choices=EVALUATION_DATASETS)
+    evaluate.add_argument("--data_dir", required=True,
+                          help="The dataset's file or folder (imagefolder: <root>/<class>/*.jpg).")
+    evaluate.add_argument("--split", default="test",
+                          help="train, validation, test (FER2013 test = PrivateTest) or all (default: test); "
+                               "CK+ and JAFFE have one split: train or all; SFEW: train or validation.")
+    evaluate.add_argument("--output_dir", required=True)
+    evaluate.add_argument("--tta", default="none", choices=TTA_MODES, help="Test-time augmentation (default: none).")
+    evaluate.add_argument("--tta_padding", type=int, default=4, help="Padding of the ten-crop views (default: 4).")
+    evaluate.add_argument("--batch_size", type=int, default=256)
+    evaluate.add_argument("--calibration_split", default="auto",
+                          help="Split the temperature is fitted on: auto (FER2013/FER+ test -> validation, "
+                               "SFEW validation -> train, else none), none, or a split name.")
+    evaluate.add_argument("--num_bins", type=int, default=DEFAULT_N_BINS, help="ECE / reliability bins (default: 15).")
+    evaluate.add_argument("--label_mapping", default=None,
+                          help='JSON {dataset label: model label} overrides of the match by name, e.g. '
+                               '\'{"contempt": "disgust"}\'.')
+    evaluate.add_argument("--max_samples", type=int, default=None,
+                          help="A fixed random subset (seed 0) of N images of the split and of the calibration "
+                               "split (for tests; not a result).")
+    evaluate.set_defaults(handler=_evaluate)
     return parser
 
 

@@ -78,6 +78,11 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     it on PublicTest and PrivateTest (no TTA, flip, ten-crop) and write a released folder (config,
     safetensors, processor, code, ``eval_results.json``, model card) to ``output_dir``.
 
+    ``max_eval_samples`` (for tests, not FER2013 results): fit and evaluate on a fixed random subset
+    (seed 0, `fer_hf.evaluation.random_subset`, as ``fer-hf evaluate --max_samples``) of this many
+    PublicTest and of this many PrivateTest images, not the first ones: the FER2013 image folders are
+    sorted by class, so the first images are all "angry".
+
     Returns the results dict written to ``eval_results.json``.
     Raises:
         ValueError: for a member that is not a fer_hf model or a label-set mismatch.
@@ -85,6 +90,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     from transformers import AutoImageProcessor
 
     from .data import dataset_to_uint8, load_fer2013
+    from .evaluation import random_subset
     from .image_processing_fer import FerImageProcessor
     from .metrics import classification_metrics
     from .modelcard import write_ensemble_card
@@ -98,9 +104,8 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     processors = [AutoImageProcessor.from_pretrained(path) for path in member_paths]
     names = [Path(str(path).rstrip("/")).name for path in member_paths]
     dataset = load_fer2013(data_dir)
-    if max_eval_samples is not None:
-        for split in ("validation", "test"):
-            dataset[split] = dataset[split].select(range(min(max_eval_samples, len(dataset[split]))))
+    for split in ("validation", "test"):
+        dataset[split] = random_subset(dataset[split], max_eval_samples, seed=0)
     label_names = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
     decoded = {}
     member_results = []

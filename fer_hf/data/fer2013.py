@@ -1,113 +1,56 @@
-"""FER corpora as `datasets.DatasetDict`s with an ``image`` (`datasets.Image`) and a ``label``
-(`datasets.ClassLabel`, canonical FER2013 ids) column.
+"""FER2013 (Goodfellow et al., 2013, "Challenges in Representation Learning") as a `datasets.DatasetDict`
+with an ``image`` (`datasets.Image`), a ``label`` (`datasets.ClassLabel`, canonical FER2013 ids) and an
+``image_id`` column.
 
-FER2013 (Goodfellow et al., 2013, "Challenges in Representation Learning") is accepted as
-(a) the original Kaggle ``fer2013.csv`` (``emotion,pixels,Usage``), (b) the image-folder layout
-(``train/<class>/Training_*.jpg``, ``test/<class>/{PublicTest,PrivateTest}_*.jpg``), zipped or unpacked,
-or (c) a Hugging Face Hub dataset id. Splits: ``train`` = Training, ``validation`` = PublicTest,
-``test`` = PrivateTest.
+FER2013 is accepted as (a) the original Kaggle ``fer2013.csv`` (``emotion,pixels,Usage``), (b) the
+image-folder layout (``train/<class>/Training_*.jpg``, ``test/<class>/{PublicTest,PrivateTest}_*.jpg``),
+zipped or unpacked, or (c) a Hugging Face Hub dataset id. Splits: ``train`` = Training, ``validation`` =
+PublicTest, ``test`` = PrivateTest.
+
+Classes: FER2013 has exactly the 7 classes of ``label_set="fer2013"``. With ``label_set="ferplus"`` the
+``label`` column has 8 names and ``contempt`` (id 7) stays empty (reported with a `LabelSetWarning`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import logging
 import os
 import warnings
-import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-from .models.vgg.configuration_fer_vgg import FER2013_LABELS
+from .common import (FER2013_LABELS, HUB_SPLIT_NAMES, LABEL_ALIASES, DroppedRows,  # noqa: F401 (re-exported)
+                     InvalidRowsWarning, MixedTestSplitWarning, build_dataset_dict, canonical_label,
+                     check_image_bytes, corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes,
+                     inspect_image_bytes, iter_folder_files, iter_zip_files, label_names, looks_like_hub_id,
+                     pixel_hash, report_label_coverage)
 
-logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm"}
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 
-#: Folder / column names seen in FER mirrors, mapped to canonical FER2013 ids (by name, never by order).
-LABEL_ALIASES = {
-    "angry": 0, "anger": 0, "0": 0,
-    "disgust": 1, "disgusted": 1, "1": 1,
-    "fear": 2, "fearful": 2, "scared": 2, "2": 2,
-    "happy": 3, "happiness": 3, "3": 3,
-    "sad": 4, "sadness": 4, "4": 4,
-    "surprise": 5, "surprised": 5, "5": 5,
-    "neutral": 6, "6": 6,
-}
+# Old private names, kept for code that imported them from ``fer_hf.data``.
+_check_image_bytes = check_image_bytes
+_iter_folder_files = iter_folder_files
+_iter_zip_files = iter_zip_files
 
 
-class InvalidRowsWarning(UserWarning):
-    """Emitted when a loader drops invalid rows; the message gives their count and examples."""
+def _features(label_set: str = "fer2013"):
+    return corpus_features(label_set)
 
 
-class MixedTestSplitWarning(UserWarning):
-    """Emitted when a FER2013 copy has a single test set instead of PublicTest/PrivateTest."""
-
-
-@dataclass
-class DroppedRows:
-    """Rows a loader dropped: ``reasons`` maps a row id (file path or CSV line) to why it was dropped."""
-
-    reasons: dict = field(default_factory=dict)
-
-    def add(self, row_id: str, reason: str) -> None:
-        self.reasons[str(row_id)] = reason
-
-    def __len__(self) -> int:
-        return len(self.reasons)
-
-    def report(self, source: str, max_examples: int = 5) -> None:
-        if not self.reasons:
-            return
-        examples = "; ".join(f"{k}: {v}" for k, v in list(self.reasons.items())[:max_examples])
-        message = f"Dropped {len(self.reasons)} invalid row(s) from {source}. Examples: {examples}"
-        logger.warning(message)
-        warnings.warn(message, InvalidRowsWarning, stacklevel=3)
-
-
-def canonical_label(name) -> Optional[int]:
-    """Canonical FER2013 id for a label name or id ('Happy', 'happiness', 3, '3'), or None if unknown."""
-    return LABEL_ALIASES.get(str(name).strip().lower())
-
-
-def _features():
-    from datasets import ClassLabel, Features, Image as ImageFeature, Value
-
-    return Features({"image": ImageFeature(), "label": ClassLabel(names=FER2013_LABELS), "image_id": Value("string")})
-
-
-def _build(rows_by_split: dict, dropped: DroppedRows, source: str):
-    from datasets import Dataset, DatasetDict
-
-    dropped.report(source)
-    features = _features()
-    out = DatasetDict()
-    for split in ("train", "validation", "test"):
-        rows = rows_by_split.get(split, [])
-        out[split] = Dataset.from_dict(
-            {"image": [r[0] for r in rows], "label": [r[1] for r in rows], "image_id": [r[2] for r in rows]},
-            features=features,
-        )
-    out.dropped = dropped  # type: ignore[attr-defined]
+def _build(rows_by_split: dict, dropped: DroppedRows, source: str, label_set: str = "fer2013"):
+    """``rows_by_split[split]``: list of (image dict, label id, image id[, pixel hash]) tuples."""
+    rows = {split: [{"image": r[0], "label": r[1], "image_id": r[2], "_pixel_hash": r[3] if len(r) > 3 else None}
+                    for r in split_rows]
+            for split, split_rows in rows_by_split.items()}
+    out = build_dataset_dict(rows, _features(label_set), dropped, source)
+    present = {label_names(label_set)[r[1]] for split_rows in rows_by_split.values() for r in split_rows}
+    lacks = [name for name in label_names(label_set) if name not in present and name not in FER2013_LABELS]
+    report_label_coverage(out, "FER2013", label_set, lacks=lacks)
     return out
-
-
-def _check_image_bytes(data: bytes) -> Optional[str]:
-    """None when the bytes decode to an image, else the reason."""
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.size[0] < 1 or im.size[1] < 1:
-                return "empty image"
-    except Exception as error:  # noqa: BLE001 - any decoder error means "undecodable"
-        return f"undecodable image ({type(error).__name__}: {error})"
-    return None
 
 
 def _split_from_name(filename: str) -> Optional[str]:
@@ -118,21 +61,7 @@ def _split_from_name(filename: str) -> Optional[str]:
     return None
 
 
-def _iter_folder_files(root: Path) -> Iterable[tuple[str, callable]]:
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
-            yield path.relative_to(root).as_posix(), path.read_bytes
-
-
-def _iter_zip_files(zip_path: Path) -> Iterable[tuple[str, callable]]:
-    with zipfile.ZipFile(zip_path) as archive:
-        for name in sorted(archive.namelist()):
-            if name.endswith("/") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
-                continue
-            yield name, (lambda n=name: archive.read(n))
-
-
-def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42):
+def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42, label_set: str = "fer2013"):
     """FER2013 in the image-folder layout, zipped (``.zip``) or unpacked.
 
     Expected: ``<anything>/<class name>/<Usage>_<id>.<ext>``; the class comes from the parent folder
@@ -143,6 +72,8 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
     test set, with a `MixedTestSplitWarning`: numbers on that test split are then not comparable with
     published PrivateTest results.
 
+    ``label_set``: ``"fer2013"`` (7 classes) or ``"ferplus"`` (8; ``contempt`` stays empty).
+
     Returns: `datasets.DatasetDict` with ``train``/``validation``/``test``; ``image_id`` is the path
     inside the folder or zip (unique even where two class folders hold the same file name).
     Invalid rows (unknown class folder, no split, undecodable image) are dropped and reported
@@ -152,10 +83,12 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
         FileNotFoundError: if ``path`` does not exist.
         ValueError: if no image files are found.
     """
+    label_names(label_set)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"FER2013 data not found at {path}")
-    files = _iter_zip_files(path) if path.is_file() else _iter_folder_files(path)
+        raise FileNotFoundError(f"FER2013 data not found at {path} (expected a zip or a folder of "
+                                "<class>/<Usage>_<id>.jpg images)")
+    files = iter_zip_files(path) if path.is_file() else iter_folder_files(path)
     dropped = DroppedRows()
     rows = {"train": [], "validation": [], "test": []}
     mixed_test = []
@@ -163,9 +96,10 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
     for name, read in files:
         n_files += 1
         parts = Path(name).parts
-        label = canonical_label(parts[-2]) if len(parts) >= 2 else None
+        label = canonical_label(parts[-2], label_set) if len(parts) >= 2 else None
         if label is None:
-            dropped.add(name, f"unknown label folder {parts[-2] if len(parts) >= 2 else '(none)'!r}")
+            dropped.add(name, f"unknown label folder {parts[-2] if len(parts) >= 2 else '(none)'!r}",
+                        "unknown label folder")
             continue
         split = _split_from_name(name)
         if split is None:
@@ -178,12 +112,13 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
                 dropped.add(name, "no Training_/PublicTest_/PrivateTest_ prefix and no train/test folder")
                 continue
         data = read()
+        digest = None
         if validate_images:
-            problem = _check_image_bytes(data)
+            problem, digest = inspect_image_bytes(data)
             if problem:
-                dropped.add(name, problem)
+                dropped.add(name, problem, "undecodable image")
                 continue
-        row = ({"bytes": data, "path": name}, label, name)
+        row = ({"bytes": data, "path": name}, label, name, digest)
         (mixed_test if split == "mixed_test" else rows[split]).append(row)
     if n_files == 0:
         raise ValueError(f"No image files found in {path}")
@@ -201,7 +136,7 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
             )
             rows["validation"], rows["train"] = _stratified_holdout(rows["train"], 0.1, seed)
             rows["test"] = mixed_test
-    return _build(rows, dropped, str(path))
+    return _build(rows, dropped, str(path), label_set)
 
 
 def _stratified_holdout(rows: list, fraction: float, seed: int):
@@ -212,7 +147,7 @@ def _stratified_holdout(rows: list, fraction: float, seed: int):
     return held, train
 
 
-def load_fer2013_csv(path):
+def load_fer2013_csv(path, label_set: str = "fer2013"):
     """FER2013 from the original Kaggle CSV (columns ``emotion,pixels,Usage``; 48x48 = 2,304
     space-separated grey levels 0..255 per row; Usage Training / PublicTest / PrivateTest).
 
@@ -225,9 +160,10 @@ def load_fer2013_csv(path):
         FileNotFoundError: if the file does not exist.
         ValueError: if the header lacks ``emotion``, ``pixels`` or ``Usage``.
     """
+    label_names(label_set)
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"FER2013 CSV not found at {path}")
+        raise FileNotFoundError(f"FER2013 CSV not found at {path} (expected fer2013.csv: emotion,pixels,Usage)")
     dropped = DroppedRows()
     rows = {"train": [], "validation": [], "test": []}
     with open(path, newline="") as handle:
@@ -237,13 +173,13 @@ def load_fer2013_csv(path):
             raise ValueError(f"{path} is not a FER2013 CSV: missing column(s) {sorted(missing)}")
         for index, record in enumerate(reader):
             row_id = f"row{index}"
-            label = canonical_label(record.get("emotion", ""))
-            if label is None:
-                dropped.add(row_id, f"unknown emotion {record.get('emotion')!r}")
+            label = canonical_label(record.get("emotion", ""), label_set)
+            if label is None or label > 6:
+                dropped.add(row_id, f"unknown emotion {record.get('emotion')!r}", "unknown emotion")
                 continue
             split = USAGE_TO_SPLIT.get((record.get("Usage") or "").strip())
             if split is None:
-                dropped.add(row_id, f"unknown Usage {record.get('Usage')!r}")
+                dropped.add(row_id, f"unknown Usage {record.get('Usage')!r}", "unknown Usage")
                 continue
             try:
                 values = np.array((record.get("pixels") or "").split(), dtype=np.float64)
@@ -251,7 +187,7 @@ def load_fer2013_csv(path):
                 dropped.add(row_id, "non-numeric pixels")
                 continue
             if values.size != 48 * 48:
-                dropped.add(row_id, f"{values.size} pixels instead of 2304")
+                dropped.add(row_id, f"{values.size} pixels instead of 2304", "wrong pixel count")
                 continue
             if values.min() < 0 or values.max() > 255 or not np.all(values == np.round(values)):
                 dropped.add(row_id, "pixel values outside integers 0..255")
@@ -259,11 +195,11 @@ def load_fer2013_csv(path):
             image = Image.fromarray(values.reshape(48, 48).astype(np.uint8), mode="L")
             buffer = io.BytesIO()
             image.save(buffer, format="PNG")
-            rows[split].append(({"bytes": buffer.getvalue(), "path": None}, label, row_id))
-    return _build(rows, dropped, str(path))
+            rows[split].append(({"bytes": buffer.getvalue(), "path": None}, label, row_id, pixel_hash(image)))
+    return _build(rows, dropped, str(path), label_set)
 
 
-def load_fer2013_hub(dataset_id: str, **load_kwargs):
+def load_fer2013_hub(dataset_id: str, label_set: str = "fer2013", **load_kwargs):
     """FER2013 from a Hugging Face Hub dataset id (or any `datasets.load_dataset` argument).
 
     The image column is the first `datasets.Image` column; the label column the first `ClassLabel`
@@ -272,44 +208,37 @@ def load_fer2013_hub(dataset_id: str, **load_kwargs):
     ``test`` / ``PrivateTest`` is test; without a validation split, a stratified 10% of train is used
     and a `MixedTestSplitWarning` is emitted.
     """
-    from datasets import ClassLabel, Image as ImageFeature, load_dataset
+    from datasets import Image as ImageFeature, load_dataset
 
+    label_names(label_set)
     raw = load_dataset(dataset_id, **load_kwargs)
     dropped = DroppedRows()
-    split_names = {
-        "train": ["train", "training", "Training"],
-        "validation": ["validation", "valid", "val", "PublicTest", "public_test"],
-        "test": ["test", "PrivateTest", "private_test"],
-    }
     rows = {"train": [], "validation": [], "test": []}
-    for target, candidates in split_names.items():
-        source = next((c for c in candidates if c in raw), None)
+    for target, candidates in HUB_SPLIT_NAMES.items():
+        source = find_split(raw, candidates)
         if source is None:
             continue
         ds = raw[source]
-        image_col = next((k for k, f in ds.features.items() if isinstance(f, ImageFeature)), None)
-        label_col = next((k for k, f in ds.features.items() if isinstance(f, ClassLabel)), None)
-        label_col = label_col or next((k for k in ("label", "labels", "emotion") if k in ds.features), None)
-        if image_col is None or label_col is None:
-            raise ValueError(f"{dataset_id}[{source}] has no Image column or no label column: {ds.features}")
-        feature = ds.features[label_col]
-        names = feature.names if isinstance(feature, ClassLabel) else None
+        try:
+            image_col, label_col, names = hub_image_and_label_columns(ds)
+        except ValueError as error:
+            raise ValueError(f"{dataset_id}[{source}]: {error}") from None
         ds = ds.cast_column(image_col, ImageFeature(decode=False))
         for index, record in enumerate(ds):
             raw_label = record[label_col]
             name = names[raw_label] if names is not None and isinstance(raw_label, int) else raw_label
-            label = canonical_label(name)
+            label = canonical_label(name, label_set)
             row_id = f"{source}/{index}"
             if label is None:
-                dropped.add(row_id, f"unknown label {name!r}")
+                dropped.add(row_id, f"unknown label {name!r}", "unknown label")
                 continue
             image = record[image_col]
-            data = image.get("bytes") or (open(image["path"], "rb").read() if image.get("path") else None)
-            problem = _check_image_bytes(data) if data else "missing image"
+            data = hub_image_bytes(image)
+            problem, digest = inspect_image_bytes(data) if data else ("missing image", None)
             if problem:
-                dropped.add(row_id, problem)
+                dropped.add(row_id, problem, "undecodable image" if data else problem)
                 continue
-            rows[target].append(({"bytes": data, "path": image.get("path")}, label, row_id))
+            rows[target].append(({"bytes": data, "path": image.get("path")}, label, row_id, digest))
     if not rows["validation"] and rows["train"]:
         warnings.warn(
             f"{dataset_id} has no validation (PublicTest) split: using a stratified 10% of train; test numbers "
@@ -318,14 +247,18 @@ def load_fer2013_hub(dataset_id: str, **load_kwargs):
             stacklevel=2,
         )
         rows["validation"], rows["train"] = _stratified_holdout(rows["train"], 0.1, 42)
-    return _build(rows, dropped, dataset_id)
+    return _build(rows, dropped, dataset_id, label_set)
 
 
-def load_fer2013(path_or_id, **kwargs):
+def load_fer2013(path_or_id, label_set: str = "fer2013", **kwargs):
     """Load FER2013 from a CSV file, a zip, an image folder or a Hub dataset id (dispatches to
-    `load_fer2013_csv`, `load_fer2013_image_folder` or `load_fer2013_hub`).
+    `load_fer2013_csv`, `load_fer2013_image_folder` or `load_fer2013_hub`; ``kwargs`` go to the latter two).
 
     A directory that holds ``fer2013.csv`` or ``fer2013_images.zip`` is resolved to that file.
+    ``label_set``: ``"fer2013"`` (default, 7 classes) or ``"ferplus"`` (8 names; ``contempt`` stays empty).
+
+    Raises:
+        FileNotFoundError: for a path that does not exist (anything but an ``owner/name`` Hub id).
     """
     path = Path(str(path_or_id)).expanduser()
     if path.is_dir():
@@ -334,29 +267,11 @@ def load_fer2013(path_or_id, **kwargs):
                 path = path / candidate
                 break
     if path.is_file() and path.suffix.lower() == ".csv":
-        return load_fer2013_csv(path)
+        return load_fer2013_csv(path, label_set=label_set)
     if path.exists():
-        return load_fer2013_image_folder(path, **kwargs)
-    text = str(path_or_id)
-    looks_like_path = (text.startswith((".", "/", "~")) or text.count("/") != 1
-                       or Path(text).suffix.lower() in (".csv", ".zip"))
-    if looks_like_path:
-        raise FileNotFoundError(f"FER2013 data not found at {text} (expected fer2013.csv, a zip or a folder)")
-    return load_fer2013_hub(str(path_or_id), **kwargs)
+        return load_fer2013_image_folder(path, label_set=label_set, **kwargs)
+    if not looks_like_hub_id(str(path_or_id)):
+        raise FileNotFoundError(f"FER2013 data not found at {path_or_id} (expected fer2013.csv, a zip or a folder "
+                                "of <class>/<Usage>_<id>.jpg images, or a Hub dataset id owner/name)")
+    return load_fer2013_hub(str(path_or_id), label_set=label_set, **kwargs)
 
-
-def dataset_to_uint8(dataset, image_processor, desc: str = "decode"):
-    """Decode a split into memory: returns (images uint8 tensor (N, C, H, W), labels int64 tensor (N,)),
-    every image passed through ``image_processor.convert_and_resize`` (the processor's own path)."""
-    import torch
-    from datasets import Image as ImageFeature
-    from tqdm.auto import tqdm
-
-    ds = dataset.cast_column("image", ImageFeature(decode=False))
-    images = np.empty((len(ds), image_processor.size["height"], image_processor.size["width"],
-                       image_processor.num_channels), dtype=np.uint8)
-    for i, record in enumerate(tqdm(ds, desc=desc, mininterval=2, disable=len(ds) < 2000)):
-        data = record["image"]["bytes"] or open(record["image"]["path"], "rb").read()
-        with Image.open(io.BytesIO(data)) as im:
-            images[i] = image_processor.convert_and_resize(im)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds["label"], dtype=torch.long)

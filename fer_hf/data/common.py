@@ -1,0 +1,329 @@
+"""Helpers shared by every corpus loader: the label sets, label names mapped by name, the report of
+dropped rows, image checks, file iteration over folders and zips, the `datasets` schema builder and the
+Hugging Face Hub column detection."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import warnings
+import zipfile
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+from PIL import Image
+
+from ..models.vgg.configuration_fer_vgg import FER2013_LABELS
+
+logger = logging.getLogger("fer_hf.data")
+
+#: The 8 FER+ emotions: the 7 FER2013 classes with their FER2013 ids (0-6) plus ``contempt`` (id 7).
+FERPLUS_LABELS = list(FER2013_LABELS) + ["contempt"]
+
+#: ``label_set`` name -> class names in id order (``ClassLabel`` names of every loader's ``label`` column).
+LABEL_SETS = {"fer2013": list(FER2013_LABELS), "ferplus": FERPLUS_LABELS}
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm"}
+
+#: Folder / column names seen in FER mirrors, mapped to canonical FER2013 ids (by name, never by order).
+LABEL_ALIASES = {
+    "angry": 0, "anger": 0, "0": 0,
+    "disgust": 1, "disgusted": 1, "1": 1,
+    "fear": 2, "fearful": 2, "scared": 2, "2": 2,
+    "happy": 3, "happiness": 3, "3": 3,
+    "sad": 4, "sadness": 4, "4": 4,
+    "surprise": 5, "surprised": 5, "5": 5,
+    "neutral": 6, "6": 6,
+}
+
+#: `LABEL_ALIASES` plus FER+'s eighth class (id 7).
+FERPLUS_LABEL_ALIASES = {**LABEL_ALIASES, "contempt": 7, "contemptuous": 7, "7": 7}
+
+#: Every emotion name any corpus uses (for telling "a class outside the label set" from "an unknown name").
+_KNOWN_EMOTIONS = FERPLUS_LABEL_ALIASES
+
+
+class InvalidRowsWarning(UserWarning):
+    """Emitted when a loader drops rows; the message gives their count, the count per reason and examples."""
+
+
+class MixedTestSplitWarning(UserWarning):
+    """Emitted when a FER2013 copy has a single test set instead of PublicTest/PrivateTest."""
+
+
+class LabelSetWarning(UserWarning):
+    """Emitted when a corpus lacks classes of the requested label set (they stay empty) or has classes the
+    label set lacks (their rows are dropped)."""
+
+
+def label_names(label_set: str) -> list:
+    """Class names of ``label_set`` (``"fer2013"``: 7 classes, ``"ferplus"``: 8) in id order.
+
+    Raises:
+        ValueError: for any other name.
+    """
+    if label_set not in LABEL_SETS:
+        raise ValueError(f"Unknown label_set {label_set!r}; choose one of {sorted(LABEL_SETS)}")
+    return list(LABEL_SETS[label_set])
+
+
+def canonical_label(name, label_set: str = "fer2013") -> Optional[int]:
+    """Canonical id for a label name or id ('Happy', 'happiness', 3, '3'; 'contempt' / 7 only with
+    ``label_set="ferplus"``), or None if the name is unknown or outside the label set."""
+    aliases = FERPLUS_LABEL_ALIASES if label_set == "ferplus" else LABEL_ALIASES
+    return aliases.get(str(name).strip().lower())
+
+
+def outside_label_set(name, label_set: str) -> bool:
+    """True when ``name`` is a known emotion that ``label_set`` does not have (e.g. contempt for fer2013)."""
+    key = str(name).strip().lower()
+    return key in _KNOWN_EMOTIONS and not key.isdigit() and canonical_label(key, label_set) is None
+
+
+@dataclass
+class DroppedRows:
+    """Rows a loader dropped: ``reasons`` maps a row id (file path or CSV line) to why it was dropped,
+    ``categories`` maps the same id to a short reason category (what `counts` groups by; defaults to the
+    reason itself)."""
+
+    reasons: dict = field(default_factory=dict)
+    categories: dict = field(default_factory=dict)
+
+    def add(self, row_id: str, reason: str, category: Optional[str] = None) -> None:
+        self.reasons[str(row_id)] = reason
+        self.categories[str(row_id)] = category or reason
+
+    def __len__(self) -> int:
+        return len(self.reasons)
+
+    def counts(self) -> dict:
+        """{category: number of rows}, largest first."""
+        return dict(Counter(self.categories.values()).most_common())
+
+    def examples(self, max_examples: int = 5) -> dict:
+        """Up to ``max_examples`` {row id: reason}, at least one per category (first categories first)."""
+        chosen, seen = [], set()
+        for row_id, category in self.categories.items():
+            if category not in seen:
+                seen.add(category)
+                chosen.append(row_id)
+        for row_id in self.reasons:
+            if len(chosen) >= max_examples:
+                break
+            if row_id not in chosen:
+                chosen.append(row_id)
+        return {row_id: self.reasons[row_id] for row_id in chosen[:max(max_examples, 1)]}
+
+    def to_dict(self, max_examples: int = 5) -> dict:
+        """JSON-serialisable summary: ``{"total", "by_reason", "examples"}``."""
+        return {"total": len(self), "by_reason": self.counts(), "examples": self.examples(max_examples)}
+
+    def report(self, source: str, max_examples: int = 5) -> None:
+        """Log and warn (`InvalidRowsWarning`) the count, the count per reason and examples; silent if empty."""
+        if not self.reasons:
+            return
+        counts = self.counts()
+        by_reason = ""
+        if len(counts) > 1 or any(self.categories[k] != v for k, v in self.reasons.items()):
+            by_reason = " (by reason: " + "; ".join(f"{c}: {n}" for c, n in counts.items()) + ")"
+        examples = "; ".join(f"{k}: {v}" for k, v in self.examples(max_examples).items())
+        message = f"Dropped {len(self.reasons)} invalid row(s) from {source}{by_reason}. Examples: {examples}"
+        logger.warning(message)
+        warnings.warn(message, InvalidRowsWarning, stacklevel=3)
+
+
+def pixel_hash(image: Image.Image) -> str:
+    """SHA-1 of an image's decoded pixels (mode, size and raw bytes; palette images expanded to RGB(A)):
+    re-encodings of the same pixels hash the same, any pixel change does not."""
+    if image.mode in ("P", "PA"):
+        image = image.convert("RGBA" if "transparency" in image.info or image.mode == "PA" else "RGB")
+    header = f"{image.mode}|{image.size[0]}x{image.size[1]}|".encode()
+    return hashlib.sha1(header + image.tobytes()).hexdigest()
+
+
+def inspect_image_bytes(data: bytes) -> tuple:
+    """(None, `pixel_hash`) when the bytes decode to an image, else (the reason, None)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if im.size[0] < 1 or im.size[1] < 1:
+                return "empty image", None
+            return None, pixel_hash(im)
+    except Exception as error:  # noqa: BLE001 - any decoder error means "undecodable"
+        return f"undecodable image ({type(error).__name__}: {error})", None
+
+
+def check_image_bytes(data: bytes) -> Optional[str]:
+    """None when the bytes decode to an image, else the reason."""
+    return inspect_image_bytes(data)[0]
+
+
+# Dataset fingerprint -> pixel hashes of its rows: the loaders decode every image once to validate it and
+# keep the hashes here, so that `fer_hf.data.quality` does not decode again. A fingerprint changes with
+# any transform, so an entry can never describe other rows.
+_PIXEL_HASHES: "OrderedDict[str, list]" = OrderedDict()
+_PIXEL_HASHES_SIZE = 64
+
+
+def remember_pixel_hashes(dataset, hashes: list) -> None:
+    key = getattr(dataset, "_fingerprint", None)
+    if key is None or len(hashes) != len(dataset) or any(h is None for h in hashes):
+        return
+    _PIXEL_HASHES[key] = list(hashes)
+    _PIXEL_HASHES.move_to_end(key)
+    while len(_PIXEL_HASHES) > _PIXEL_HASHES_SIZE:
+        _PIXEL_HASHES.popitem(last=False)
+
+
+def cached_pixel_hashes(dataset) -> Optional[list]:
+    key = getattr(dataset, "_fingerprint", None)
+    if key is None or key not in _PIXEL_HASHES:
+        return None
+    _PIXEL_HASHES.move_to_end(key)
+    return list(_PIXEL_HASHES[key])
+
+
+def iter_folder_files(root: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:
+    """(path relative to ``root`` with ``/``, reader) for every image file under ``root``, sorted."""
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
+            yield path.relative_to(root).as_posix(), path.read_bytes
+
+
+def iter_zip_files(zip_path: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:
+    """(member name, reader) for every image member of a zip, sorted (directory entries skipped)."""
+    with zipfile.ZipFile(zip_path) as archive:
+        for name in sorted(archive.namelist()):
+            if name.endswith("/") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+                continue
+            yield name, (lambda n=name: archive.read(n))
+
+
+def iter_image_files(path: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:
+    """`iter_zip_files` for a file, `iter_folder_files` for a folder."""
+    return iter_zip_files(path) if path.is_file() else iter_folder_files(path)
+
+
+def looks_like_hub_id(text: str) -> bool:
+    """True for ``owner/name`` strings that are not paths (no leading ``.``/``/``/``~``, no file suffix)."""
+    text = str(text)
+    return not (text.startswith((".", "/", "~")) or text.count("/") != 1
+                or Path(text).suffix.lower() in (".csv", ".zip"))
+
+
+def corpus_features(label_set: str = "fer2013", extra: Optional[dict] = None):
+    """`datasets.Features`: ``image`` (Image), ``label`` (ClassLabel of ``label_set``), ``image_id``
+    (string), then the ``extra`` {name: feature} columns."""
+    from datasets import ClassLabel, Features, Image as ImageFeature, Value
+
+    columns = {"image": ImageFeature(), "label": ClassLabel(names=label_names(label_set)),
+               "image_id": Value("string")}
+    columns.update(extra or {})
+    return Features(columns)
+
+
+def build_dataset_dict(rows_by_split: dict, features, dropped: DroppedRows, source: str,
+                       splits: Iterable[str] = ("train", "validation", "test")):
+    """`datasets.DatasetDict` with one `Dataset` per name in ``splits`` (empty when it has no rows);
+    ``rows_by_split[split]`` is a list of dicts keyed by the feature names (plus an optional
+    ``"_pixel_hash"``, kept for the quality report). Reports ``dropped`` and keeps it as ``result.dropped``."""
+    from datasets import Dataset, DatasetDict
+
+    dropped.report(source)
+    out = DatasetDict()
+    for split in splits:
+        rows = rows_by_split.get(split, [])
+        out[split] = Dataset.from_dict({name: [r[name] for r in rows] for name in features}, features=features)
+        remember_pixel_hashes(out[split], [r.get("_pixel_hash") for r in rows])
+    out.dropped = dropped  # type: ignore[attr-defined]
+    return out
+
+
+def report_label_coverage(out, corpus: str, label_set: str, lacks: Iterable[str] = (),
+                          outside: Optional[dict] = None) -> dict:
+    """Say (log + `LabelSetWarning`) which classes of ``label_set`` the corpus lacks (``lacks``: they
+    stay empty) and which corpus classes the label set lacks (``outside``: {class: rows dropped}); keep the
+    summary as ``out.label_report`` and return it."""
+    lacks = [name for name in lacks if name in label_names(label_set)]
+    outside = {k: int(v) for k, v in (outside or {}).items()}
+    report = {"corpus": corpus, "label_set": label_set, "classes": label_names(label_set),
+              "empty_classes": lacks, "dropped_classes": outside}
+    parts = []
+    if lacks:
+        parts.append(f"{corpus} has no {', '.join(repr(n) for n in lacks)} images: "
+                     f"{'that class stays' if len(lacks) == 1 else 'those classes stay'} empty "
+                     f"(exclude {'it' if len(lacks) == 1 else 'them'} from macro averages)")
+    if outside:
+        parts.append(f"label_set={label_set!r} has no " + ", ".join(
+            f"{name!r} ({count} row(s) dropped)" for name, count in outside.items()))
+    if parts:
+        message = f"{corpus} with label_set={label_set!r}: " + "; ".join(parts) + "."
+        logger.warning(message)
+        warnings.warn(message, LabelSetWarning, stacklevel=3)
+    out.label_report = report  # type: ignore[attr-defined]
+    return report
+
+
+def hub_image_and_label_columns(ds):
+    """(image column, label column, ClassLabel names or None) of a Hub `Dataset`: the first `Image`
+    column, and the first `ClassLabel` column or an integer / string column named ``label``, ``labels``,
+    ``emotion``, ``expression``.
+
+    Raises:
+        ValueError: if either is missing.
+    """
+    from datasets import ClassLabel, Image as ImageFeature
+
+    image_col = next((k for k, f in ds.features.items() if isinstance(f, ImageFeature)), None)
+    label_col = next((k for k, f in ds.features.items() if isinstance(f, ClassLabel)), None)
+    label_col = label_col or next((k for k in ("label", "labels", "emotion", "expression") if k in ds.features), None)
+    if image_col is None or label_col is None:
+        raise ValueError(f"Dataset has no Image column or no label column: {ds.features}")
+    feature = ds.features[label_col]
+    return image_col, label_col, (feature.names if isinstance(feature, ClassLabel) else None)
+
+
+def hub_image_bytes(image: dict) -> Optional[bytes]:
+    """Bytes of an undecoded `datasets.Image` value (``{"bytes", "path"}``), or None."""
+    if image is None:
+        return None
+    if image.get("bytes"):
+        return image["bytes"]
+    if image.get("path") and os.path.isfile(image["path"]):
+        with open(image["path"], "rb") as handle:
+            return handle.read()
+    return None
+
+
+def find_split(raw, candidates) -> Optional[str]:
+    """The first name of ``candidates`` that is a split of ``raw`` (a `DatasetDict`), else None."""
+    return next((c for c in candidates if c in raw), None)
+
+
+HUB_SPLIT_NAMES = {
+    "train": ["train", "training", "Training"],
+    "validation": ["validation", "valid", "val", "PublicTest", "public_test"],
+    "test": ["test", "PrivateTest", "private_test"],
+}
+
+
+def dataset_to_uint8(dataset, image_processor, desc: str = "decode"):
+    """Decode a split into memory: returns (images uint8 tensor (N, C, H, W), labels int64 tensor (N,)),
+    every image passed through ``image_processor.convert_and_resize`` (the processor's own path)."""
+    import torch
+    from datasets import Image as ImageFeature
+    from tqdm.auto import tqdm
+
+    ds = dataset.cast_column("image", ImageFeature(decode=False))
+    images = np.empty((len(ds), image_processor.size["height"], image_processor.size["width"],
+                       image_processor.num_channels), dtype=np.uint8)
+    for i, record in enumerate(tqdm(ds, desc=desc, mininterval=2, disable=len(ds) < 2000)):
+        data = record["image"]["bytes"] or open(record["image"]["path"], "rb").read()
+        with Image.open(io.BytesIO(data)) as im:
+            images[i] = image_processor.convert_and_resize(im)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds["label"][:], dtype=torch.long)
