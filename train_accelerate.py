@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -60,8 +61,31 @@ logger = get_logger(__name__)
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="fer2013", choices=["fer2013"], help="Corpus to train on.")
-    data.add_argument("--data_dir", help="fer2013.csv, the image-folder layout (zip or folder), or a Hub dataset id.")
+    data.add_argument("--dataset", default="fer2013", choices=list(CORPORA),
+                      help="Corpus to train on (loaders in fer_hf.data). fer2013 / ferplus: train on Training, select "
+                           "on PublicTest (FER2013Valid), report PrivateTest (FER2013Test). sfew: train on Train, "
+                           "select on held-out Train movies (--validation_fraction), report Val. ckplus / jaffe: "
+                           "cross-validation (--cv).")
+    data.add_argument("--data_dir", help="The corpus: fer2013.csv / image-folder zip or folder (fer2013), "
+                                         "ferplus_images.zip or its unpacked folder (ferplus), CK+48, the JAFFE "
+                                         "folder, the SFEW folder; or a Hub dataset id.")
+    data.add_argument("--label_set", default=None, choices=["fer2013", "ferplus"],
+                      help="fer2013: 7 classes; ferplus: + contempt. Default: ferplus for ferplus and ckplus, "
+                           "fer2013 otherwise. Classes without any image in the corpus are left out of the model "
+                           "(CK+48 has no neutral).")
+    data.add_argument("--ferplus_labels", default="majority", choices=["majority", "distribution"],
+                      help="FER+: majority vote (unknown / not-a-face majorities dropped), or train on the vote "
+                           "distribution (soft-target cross-entropy; evaluation still on the majority label).")
+    data.add_argument("--cv", default="none", choices=["none", "subject", "loso", "stratified"],
+                      help="Cross-validation: subject (subject-independent k-fold), loso (leave one subject out), "
+                           "stratified (random stratified k-fold: NOT subject-independent, as the original systems "
+                           "did). Each fold's model is chosen on held-out training subjects and evaluated on its "
+                           "own test fold only; mean +/- std over folds in cv_results.json.")
+    data.add_argument("--folds", type=int, default=10, help="Number of folds for --cv subject / stratified.")
+    data.add_argument("--validation_fraction", type=float, default=0.1,
+                      help="Share of training subjects (CV) or SFEW Train movies held out for checkpoint selection.")
+    data.add_argument("--drop_cross_split_duplicates", action="store_true",
+                      help="Drop from Training every image whose pixels also occur in the validation or test split.")
     data.add_argument("--output_dir", required=True, help="Where the model, logs, plots and checkpoints go.")
     data.add_argument("--max_train_samples", type=int, default=None, help="Random subset of train (for tests).")
     data.add_argument("--max_eval_samples", type=int, default=None, help="Random subset of validation/test (for tests).")
@@ -186,7 +210,7 @@ def select_subsets(dataset, max_train_samples=None, max_eval_samples=None, seed=
         keep = torch.randperm(len(dataset["train"]), generator=generator)[:max_train_samples]
         dataset["train"] = dataset["train"].select(sorted(keep.tolist()))
     if max_eval_samples is not None:
-        for split in ("validation", "test"):
+        for split in [name for name in ("validation", "test") if name in dataset]:
             keep = torch.randperm(len(dataset[split]), generator=generator)[:max_eval_samples]
             dataset[split] = dataset[split].select(sorted(keep.tolist()))
     return dataset
@@ -202,10 +226,13 @@ def build_training_model(args, label_names):
     (--model_name_or_path), with --backbone_weights applied; notes say what initialised it."""
     if args.model_name_or_path:
         model = load_fer_model(args.model_name_or_path)
-        if [model.config.id2label[i] for i in range(model.config.num_labels)] != list(label_names):
-            raise ValueError(f"{args.model_name_or_path} predicts {list(model.config.id2label.values())}, "
-                             f"the data has {list(label_names)}")
-        return model, {"initialisation": f"fine-tuned from {args.model_name_or_path}"}
+        old = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        note = f"fine-tuned from {args.model_name_or_path}"
+        if old != list(label_names):
+            transfer_classifier(model, old, list(label_names))
+            note += (f" (classifier rows carried over by label name for {[n for n in label_names if n in old]}; "
+                     f"new: {[n for n in label_names if n not in old]})")
+        return model, {"initialisation": note}
     model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides),
                         label_names)
     notes = {"initialisation": "random (trained from scratch)"}
@@ -221,6 +248,36 @@ def build_training_model(args, label_names):
             notes = {"initialisation": f"random (trained from scratch): backbone weights {args.backbone_weights} "
                                        f"could not be loaded ({type(error).__name__}: {error})"}
     return model, notes
+
+
+def transfer_classifier(model, old_names: list, new_names: list) -> None:
+    """Give a trained model a new label set: its last linear layer (the one with ``len(old_names)``
+    outputs) is replaced by one with ``len(new_names)`` outputs whose rows for labels the model already
+    knew are copied by name (the others initialised like a fresh head), and the config's labels follow."""
+    from torch import nn
+
+    name, layer = None, None
+    for module_name, module in model.named_modules():
+        if isinstance(module, nn.Linear) and module.out_features == len(old_names):
+            name, layer = module_name, module
+    if layer is None:
+        raise ValueError(f"no classifier layer with {len(old_names)} outputs in {type(model).__name__}")
+    new_layer = nn.Linear(layer.in_features, len(new_names), bias=layer.bias is not None)
+    nn.init.normal_(new_layer.weight, std=getattr(model.config, "initializer_range", 0.02))
+    with torch.no_grad():
+        if new_layer.bias is not None:
+            new_layer.bias.zero_()
+        for row, label in enumerate(new_names):
+            if label in old_names:
+                new_layer.weight[row] = layer.weight[old_names.index(label)]
+                if new_layer.bias is not None:
+                    new_layer.bias[row] = layer.bias[old_names.index(label)]
+    parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+    setattr(parent, name.rsplit(".", 1)[-1], new_layer)
+    model.config.id2label = dict(enumerate(new_names))
+    model.config.label2id = {label: i for i, label in enumerate(new_names)}
+    if hasattr(model, "num_labels"):
+        model.num_labels = len(new_names)
 
 
 def processor_for(config, imagenet_normalization=False) -> FerImageProcessor:
@@ -324,62 +381,175 @@ def hardware_description(accelerator) -> str:
     return f"CPU ({cpu}), {os.cpu_count()} cores, {accelerator.num_processes} process(es), {torch.get_num_threads()} threads each"
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    if args.rewrite_model_card:
-        return rewrite_model_card(Path(args.output_dir))
-    given = list(argv or sys.argv[1:])
-    if "--hub_token" in given:  # never write a token into logs, results or cards
-        given[given.index("--hub_token") + 1: given.index("--hub_token") + 2] = ["***"]
-    # the recorded command reproduces the run: flags that only split it into invocations are left out
-    for control in ("--resume_from_checkpoint", "--stop_after_epochs", "--stop_after_minutes"):
-        while control in given:
-            del given[given.index(control): given.index(control) + 2]
-    command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in given)
-    if args.num_threads:
-        torch.set_num_threads(args.num_threads)
-    # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.
-    cpu = args.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
-    # bf16 autocast is applied around the training forward pass only (below), so that evaluation and the
-    # EMA always see the float32 model: Accelerate's own mixed precision patches model.forward, and
-    # unwrapping with keep_fp32_wrapper=False removes that patch for good (training silently went
-    # back to float32 after the first evaluation). fp16 (GPU) needs Accelerate's gradient scaler.
-    precision = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
-    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
-                              mixed_precision="fp16" if precision == "fp16" else "no",
-                              log_with=args.report_to if args.with_tracking else None,
-                              project_dir=args.output_dir)
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
-    logger.info(accelerator.state, main_process_only=False)
-    set_seed(args.seed)
-    output_dir = Path(args.output_dir)
+#: corpus name -> default label set (the loaders are in fer_hf.data)
+CORPORA = {"fer2013": "fer2013", "ferplus": "ferplus", "ckplus": "ferplus", "jaffe": "fer2013", "sfew": "fer2013"}
+FER2013_PROTOCOL = "checkpoint chosen on PublicTest (validation) accuracy; PrivateTest (test) reported"
+
+
+def load_corpus(args):
+    """(DatasetDict, label_names): the corpus of --dataset with --label_set, --drop_cross_split_duplicates and
+    the test subsets applied. ``label_names`` are the label set's classes that have images in the corpus
+    (CK+48 has no neutral), in canonical id order; they become the model's labels."""
+    from datasets import DatasetDict
+
+    from fer_hf.data import load_ckplus, load_ferplus, load_jaffe, load_sfew
+
+    label_set = args.label_set or CORPORA[args.dataset]
+    if args.dataset == "fer2013":
+        corpus = load_fer2013(args.data_dir, label_set=label_set)
+    elif args.dataset == "ferplus":
+        corpus = load_ferplus(args.data_dir, labels="majority", label_set=label_set)
+        if args.ferplus_labels == "distribution":  # train on votes; select and report on majority labels
+            votes = load_ferplus(args.data_dir, labels="distribution", label_set=label_set)
+            corpus = DatasetDict(train=votes["train"], validation=corpus["validation"], test=corpus["test"])
+    elif args.dataset == "ckplus":
+        corpus = load_ckplus(args.data_dir, label_set=label_set)
+    elif args.dataset == "jaffe":
+        corpus = load_jaffe(args.data_dir, label_set=label_set)
+    else:
+        corpus = load_sfew(args.data_dir, label_set=label_set)
+    names = corpus["train"].features["label"].names
+    counts = np.zeros(len(names), dtype=np.int64)
+    for split in corpus.values():
+        counts += np.bincount(np.asarray(split["label"][:], dtype=np.int64), minlength=len(names))
+    label_names = [name for name, count in zip(names, counts) if count > 0]
+    if len(label_names) < len(names):
+        logger.info(f"classes without images in {args.dataset}, left out of the model: "
+                    f"{[n for n, c in zip(names, counts) if c == 0]}")
+    if args.drop_cross_split_duplicates:
+        from fer_hf.data import drop_cross_split_duplicates
+
+        corpus, report = drop_cross_split_duplicates(corpus)
+        logger.info(f"dropped cross-split duplicates from train: {json.dumps(report)[:500]}")
+    return select_subsets(corpus, args.max_train_samples, args.max_eval_samples, args.seed), label_names
+
+
+def single_run_splits(args, corpus):
+    """(DatasetDict train / validation / test, protocol) for a run without cross-validation."""
+    from datasets import DatasetDict
+
+    if args.dataset in ("fer2013", "ferplus"):
+        return corpus, FER2013_PROTOCOL
+    if args.dataset == "sfew":  # Val is the reported development set: select on held-out Train movies
+        train, validation = group_holdout(corpus["train"], "movie", args.validation_fraction, args.seed)
+        return (DatasetDict(train=train, validation=validation, test=corpus["validation"]),
+                "checkpoint chosen on held-out SFEW Train movies; SFEW Val (test) reported")
+    raise ValueError(f"--dataset {args.dataset} has one split: use cross-validation (--cv subject|loso|stratified)")
+
+
+def group_holdout(dataset, group_column, fraction, seed):
+    """(train, validation) Datasets with whole groups (subjects, movies) held out for validation."""
+    from sklearn.model_selection import GroupShuffleSplit
+
+    groups = np.asarray(dataset[group_column][:])
+    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    train_index, validation_index = next(splitter.split(np.zeros(len(groups)), groups=groups))
+    return dataset.select(sorted(train_index)), dataset.select(sorted(validation_index))
+
+
+def cross_validation_folds(args, dataset):
+    from fer_hf.data import leave_one_subject_out, stratified_kfold, subject_kfold
+
+    if args.cv == "subject":
+        return subject_kfold(dataset, n_folds=args.folds, group_column="subject", seed=args.seed)
+    if args.cv == "loso":
+        return leave_one_subject_out(dataset, group_column="subject")
+    return stratified_kfold(dataset, n_folds=args.folds, seed=args.seed)
+
+
+def fold_splits(args, dataset, train_index, test_index, seed):
+    """train / validation / test of one fold: validation is held out of the fold's training part, by
+    subject for subject-independent protocols (by image, stratified, for --cv stratified)."""
+    from datasets import DatasetDict
+
+    train = dataset.select(sorted(train_index))
+    if args.cv == "stratified":
+        from sklearn.model_selection import train_test_split
+
+        labels = np.asarray(train["label"][:])
+        inner_train, inner_validation = train_test_split(np.arange(len(train)), test_size=args.validation_fraction,
+                                                         random_state=seed, stratify=labels)
+        inner = (train.select(sorted(inner_train)), train.select(sorted(inner_validation)))
+    else:
+        inner = group_holdout(train, "subject", args.validation_fraction, seed)
+    return DatasetDict(train=inner[0], validation=inner[1], test=dataset.select(sorted(test_index)))
+
+
+def decode_split(dataset, processor, label_names, desc):
+    """(uint8 faces (N, C, H, W), label ids (N,) int64 in ``label_names`` order) of a split."""
+    images, labels = dataset_to_uint8(dataset, processor, desc=desc)
+    names = dataset.features["label"].names
+    mapping = torch.tensor([label_names.index(n) if n in label_names else -1 for n in names])
+    labels = mapping[labels]
+    if (labels < 0).any():
+        raise ValueError(f"{desc}: labels outside the model's label set {label_names}")
+    return images, labels
+
+
+def soft_label_tensor(dataset, label_names):
+    """(N, K) float32 FER+ vote distributions, columns in ``label_names`` order."""
+    names = dataset.features["label"].names
+    soft = torch.tensor(np.asarray(dataset["soft_label"][:], dtype=np.float32))
+    return soft[:, [names.index(n) for n in label_names]]
+
+
+def summarize_folds(fold_results, folds, command, args) -> dict:
+    """Mean and standard deviation (ddof=1) over folds of each fold's test accuracy and macro-F1, plus
+    the pooled accuracy over every test image; every fold's numbers and sizes."""
+    def stats(key, suffix=""):
+        values = np.array([r["test" + suffix][key] for r in fold_results])
+        return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+    summary = {"dataset": args.dataset, "protocol": folds.protocol, "subject_independent": folds.subject_independent,
+               "folds": len(fold_results), "command": command,
+               "initialisation": fold_results[0].get("initialisation"), "label_names": fold_results[0]["label_names"]}
+    summary["accuracy_mean"], summary["accuracy_std"] = stats("accuracy")
+    summary["macro_f1_mean"], summary["macro_f1_std"] = stats("macro_f1")
+    summary["accuracy_flip_tta_mean"], summary["accuracy_flip_tta_std"] = stats("accuracy", "_flip_tta")
+    correct = sum(r["test"]["accuracy"] * r["test"]["num_samples"] for r in fold_results)
+    total = sum(r["test"]["num_samples"] for r in fold_results)
+    summary["pooled_accuracy"] = correct / total
+    summary["per_fold"] = [{"fold": i, "test_images": r["test"]["num_samples"], "accuracy": r["test"]["accuracy"],
+                            "macro_f1": r["test"]["macro_f1"], "accuracy_flip_tta": r["test_flip_tta"]["accuracy"],
+                            "validation_accuracy": r["validation"]["accuracy"], "best_epoch": r["best_epoch"],
+                            "split_sizes": r["split_sizes"]} for i, r in enumerate(fold_results)]
+    return summary
+
+
+def train_one(args, accelerator, dataset, label_names, output_dir: Path, command: str, precision: str,
+              protocol: str, dropped_rows: int = 0, release: bool = True):
+    """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
+    validation, evaluate the chosen one on validation and test (no TTA, flip, ten-crop), and write
+    the folder (model, processor, ``eval_results.json``, plots; the model card for FER2013). Returns
+    the results dict, or None when the run stopped early for a later resume."""
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
     accelerator.wait_for_everyone()
-
     # ---------------------------------------------------------------- model and data
-    label_names = list(FER2013_LABELS)
+    set_seed(args.seed)
     model, init_notes = build_training_model(args, label_names)
     processor = processor_for(model.config, init_notes.get("imagenet_normalization", False))
-    with accelerator.main_process_first():
-        dataset = load_fer2013(args.data_dir)
-    dataset = select_subsets(dataset, args.max_train_samples, args.max_eval_samples, args.seed)
-    train_x, train_y = dataset_to_uint8(dataset["train"], processor, desc="decode train")
-    val_x, val_y = dataset_to_uint8(dataset["validation"], processor, desc="decode validation")
-    test_x, test_y = dataset_to_uint8(dataset["test"], processor, desc="decode test")
-    logger.info(f"train {len(train_y)}, validation (PublicTest) {len(val_y)}, test (PrivateTest) {len(test_y)}")
+    train_x, train_y = decode_split(dataset["train"], processor, label_names, "decode train")
+    val_x, val_y = decode_split(dataset["validation"], processor, label_names, "decode validation")
+    test_x, test_y = decode_split(dataset["test"], processor, label_names, "decode test")
+    logger.info(f"train {len(train_y)}, validation {len(val_y)}, test {len(test_y)}")
     num_labels = len(label_names)
-    # Soft targets travel with each face: (N, K) teacher probabilities, or an empty (N, 0) placeholder.
+    # Soft targets travel with each face: (N, K) vote distributions and/or (N, K) teacher probabilities,
+    # or an empty (N, 0) placeholder.
     train_soft = torch.zeros(len(train_y), 0)
+    soft_labels = args.dataset == "ferplus" and args.ferplus_labels == "distribution"
+    if soft_labels:
+        train_soft = soft_label_tensor(dataset["train"], label_names)
     if args.teacher_model:
         cache = output_dir / "teacher_soft_targets.pt"
-        if cache.is_file():
-            train_soft = torch.load(cache, weights_only=True)
-        else:
+        if not cache.is_file():
             with accelerator.main_process_first():
-                train_soft = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature)
+                teacher = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature)
                 if accelerator.is_main_process:
-                    torch.save(train_soft, cache)
+                    torch.save(teacher, cache)
+        else:
+            teacher = torch.load(cache, weights_only=True)
+        train_soft = torch.cat([train_soft, teacher], 1)
         init_notes["teacher"] = args.teacher_model
     weights = class_weights(train_y, num_labels, args.class_weighting)
 
@@ -424,11 +594,14 @@ def main(argv=None):
     state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "history": []}
     if args.resume_from_checkpoint:
         path = latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else Path(args.resume_from_checkpoint)
-        if path is None or not path.exists():
+        if path is None and args.resume_from_checkpoint == "latest":
+            accelerator.print(f"No checkpoint in {output_dir} yet: starting from the beginning")
+        elif path is None or not path.exists():
             raise FileNotFoundError(f"No checkpoint to resume from: {args.resume_from_checkpoint}")
-        accelerator.print(f"Resuming from {path}")
-        accelerator.load_state(str(path))
-        state = json.loads((path / "trainer_state.json").read_text())
+        else:
+            accelerator.print(f"Resuming from {path}")
+            accelerator.load_state(str(path))
+            state = json.loads((path / "trainer_state.json").read_text())
     start_epoch = state["epoch"] + 1
     log_path = output_dir / "train_log.jsonl"
 
@@ -454,9 +627,10 @@ def main(argv=None):
         seen = torch.zeros((), dtype=torch.long)
         for images, labels, soft in train_loader:
             with accelerator.accumulate(model):
+                # one target tensor so that mixup / CutMix mixes labels, votes and teacher targets alike
                 targets = labels
-                if soft.shape[1]:  # distillation: mix one-hot labels and teacher targets together
-                    targets = torch.cat([F.one_hot(labels, num_labels).float(), soft], 1)
+                if soft.shape[1]:
+                    targets = soft if soft_labels else torch.cat([F.one_hot(labels, num_labels).float(), soft], 1)
                 augmented, targets = apply_preset(args.augmentation, images.float(), targets, num_labels,
                                                   crop_padding=args.crop_padding,
                                                   max_rotation_degrees=args.max_rotation_degrees,
@@ -467,7 +641,7 @@ def main(argv=None):
                     pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
                     logits = model(pixel_values=pixel_values).logits
-                if soft.shape[1]:
+                if args.teacher_model:
                     hard, teacher = targets[:, :num_labels], targets[:, num_labels:]
                     loss = (1 - args.distillation_alpha) * classification_loss(
                         logits, hard, args.label_smoothing, weights) + args.distillation_alpha * distillation_loss(
@@ -532,7 +706,6 @@ def main(argv=None):
     if state["epoch"] + 1 < args.num_train_epochs and not stopped_early:
         accelerator.print(f"Stopped after epoch {state['epoch'] + 1} of {args.num_train_epochs}; resume with "
                           "--resume_from_checkpoint latest")
-        accelerator.end_training()
         return None
 
     # ---------------------------------------------------------------- final evaluation of the chosen checkpoint
@@ -541,16 +714,19 @@ def main(argv=None):
     if channels_last:
         best = best.to(memory_format=torch.channels_last)
     history = state["history"]
-    results = {"protocol": "checkpoint chosen on PublicTest (validation) accuracy; PrivateTest (test) reported",
+    results = {"protocol": protocol, "dataset": args.dataset, "label_names": label_names,
                "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"] + 1,
                "stopped_early": bool(state.get("stopped_early")), "command": command,
                "args": {k: v for k, v in vars(args).items() if k != "hub_token"},
-               "dropped_rows": len(getattr(dataset, "dropped", [])),
+               "dropped_rows": dropped_rows,
                "split_sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
                "model_type": best.config.model_type, "num_parameters": count_parameters(best),
                "gflops_per_face": round(gflops_per_face(best), 4), **init_notes,
                "training_hours": round(sum(h["train_seconds"] + h.get("eval_seconds", 0) for h in history) / 3600, 3),
                "hardware": hardware_description(accelerator), "mixed_precision": precision}
+    for group in ("subject", "movie"):  # for audits: who is on which side of the protocol
+        if all(group in dataset[split].column_names for split in ("train", "validation", "test")):
+            results[f"{group}s"] = {split: sorted(set(dataset[split][group][:])) for split in ("train", "validation", "test")}
     for split, loader in (("validation", val_loader), ("test", test_loader)):
         for tta in TTA_MODES:
             scores, labels = predict(best, loader, processor, accelerator, channels_last, tta=tta,
@@ -561,10 +737,13 @@ def main(argv=None):
         best.save_pretrained(output_dir, safe_serialization=True)
         processor.save_pretrained(output_dir)
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
-        write_card_and_plots(output_dir, results, history, vars(args), command, count_parameters(best))
-        logger.info(f"PrivateTest accuracy {results['test']['accuracy']:.4f} "
-                    f"(PublicTest {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")
-        if args.push_to_hub:
+        if args.dataset == "fer2013":  # the card template describes the FER2013 protocol
+            write_card_and_plots(output_dir, results, history, vars(args), command, count_parameters(best))
+        else:
+            save_training_plots(history, results["test"]["confusion_matrix"], label_names, output_dir)
+        logger.info(f"test accuracy {results['test']['accuracy']:.4f} "
+                    f"(validation {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")
+        if args.push_to_hub and release:
             from huggingface_hub import HfApi
 
             api = HfApi(token=args.hub_token)
@@ -572,9 +751,72 @@ def main(argv=None):
             api.upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
                               ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt"])
     accelerator.wait_for_everyone()
-    accelerator.end_training()
     return results
 
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.rewrite_model_card:
+        return rewrite_model_card(Path(args.output_dir))
+    given = list(argv or sys.argv[1:])
+    if "--hub_token" in given:  # never write a token into logs, results or cards
+        given[given.index("--hub_token") + 1: given.index("--hub_token") + 2] = ["***"]
+    # the recorded command reproduces the run: flags that only split it into invocations are left out
+    for control in ("--resume_from_checkpoint", "--stop_after_epochs", "--stop_after_minutes"):
+        while control in given:
+            del given[given.index(control): given.index(control) + 2]
+    command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in given)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.
+    cpu = args.cpu or (not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+    # bf16 autocast is applied around the training forward pass only (below), so that evaluation and the
+    # EMA always see the float32 model: Accelerate's own mixed precision patches model.forward, and
+    # unwrapping with keep_fp32_wrapper=False removes that patch for good (training silently went
+    # back to float32 after the first evaluation). fp16 (GPU) needs Accelerate's gradient scaler.
+    precision = args.mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    accelerator = Accelerator(cpu=cpu, gradient_accumulation_steps=args.gradient_accumulation_steps,
+                              mixed_precision="fp16" if precision == "fp16" else "no",
+                              log_with=args.report_to if args.with_tracking else None,
+                              project_dir=args.output_dir)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    logger.info(accelerator.state, main_process_only=False)
+    output_dir = Path(args.output_dir)
+    with accelerator.main_process_first():
+        corpus, label_names = load_corpus(args)
+    dropped_rows = len(getattr(corpus, "dropped", []))
+    if args.cv == "none":
+        dataset, protocol = single_run_splits(args, corpus)
+        results = train_one(args, accelerator, dataset, label_names, output_dir, command, precision, protocol,
+                            dropped_rows)
+        accelerator.end_training()
+        return results
+    folds = cross_validation_folds(args, corpus["train"])
+    fold_results = []
+    for index, (train_index, test_index) in enumerate(folds):
+        fold_dir = output_dir / f"fold_{index:02d}"
+        if (fold_dir / "eval_results.json").is_file():
+            fold_results.append(json.loads((fold_dir / "eval_results.json").read_text()))
+            continue
+        dataset = fold_splits(args, corpus["train"], train_index, test_index, seed=args.seed + index)
+        results = train_one(args, accelerator, dataset, label_names, fold_dir, command, precision,
+                            f"{folds.protocol}; fold {index + 1} of {len(folds)}: checkpoint chosen on held-out "
+                            f"training {'images' if args.cv == 'stratified' else 'subjects'}, evaluated on the "
+                            "fold's own test part only", dropped_rows,
+                            release=False)
+        if results is None:  # stopped for a later resume
+            accelerator.end_training()
+            return None
+        fold_results.append(results)
+        args.resume_from_checkpoint = None  # only the interrupted fold resumes
+    summary = summarize_folds(fold_results, folds, command, args)
+    if accelerator.is_main_process:
+        (output_dir / "cv_results.json").write_text(json.dumps(summary, indent=1))
+        accelerator.print(json.dumps({k: summary[k] for k in ("protocol", "accuracy_mean", "accuracy_std",
+                                                              "macro_f1_mean", "macro_f1_std")}, indent=1))
+    accelerator.end_training()
+    return summary
 
 if __name__ == "__main__":
     main()
