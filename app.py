@@ -17,7 +17,7 @@ SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__
 EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
             if os.path.isfile(os.path.join(SAMPLES, n))]
 
-with gr.Blocks(title="fer_hf: facial expression recognition") as demo:
+with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:  # webcam frames: no pile-up in /tmp
     gr.Markdown(
         "# fer_hf: facial expression recognition\n"
         "Finds every face (MTCNN or OpenCV Haar) and classifies its expression into angry, disgust, fear, "
@@ -67,9 +67,15 @@ with gr.Blocks(title="fer_hf: facial expression recognition") as demo:
     image_button.click(analyze_image, [image_in, model, detector, min_face_size],
                        [image_out, image_table, image_chart, png_file, json_file, image_summary],
                        api_name="analyze_image")
+    # One long-lived stream per session: the browser posts a frame every `stream_every` seconds into the
+    # open event, and the server keeps only the newest one (each chunk overwrites the event's data), so
+    # frames that arrive while one is processed are dropped, never queued. Leave `trigger_mode` at the
+    # stream default ("multiple"): with "always_last" (or "once") Gradio's frontend defers (skips) every
+    # frame after the first while the stream's submission is open, so only one frame is ever processed.
+    # `concurrency_limit=1`: one stream at a time on a 2-core CPU; `time_limit` ends it after 10 minutes.
     webcam_in.stream(analyze_frame, [webcam_in, model, detector, min_face_size, webcam_state],
                      [webcam_out, webcam_status, webcam_state], stream_every=0.2, concurrency_limit=1,
-                     trigger_mode="always_last", time_limit=600, show_progress="hidden", api_name="analyze_frame")
+                     time_limit=600, show_progress="hidden", api_name="analyze_frame")
 
     def _batch(files, model, detector, min_face_size, progress=gr.Progress()):
         return analyze_batch(files, model, detector, min_face_size, progress=progress)

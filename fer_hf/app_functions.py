@@ -88,7 +88,9 @@ def analyze_frame(frame, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
     """Webcam tab: one RGB frame (H, W, 3) uint8 -> (annotated frame as numpy array, status text, state).
 
     The frame is downscaled to ``WEBCAM_MAX_SIDE`` pixels before detection; ``state`` carries the
-    timestamps of processed frames to report the achieved frames per second (over the last 10)."""
+    number of frames processed (``"frames"``) and the timestamps of the last 10 (``"stamps"``), from which
+    the status reports the achieved processing rate: frames processed per second, not frames sent by the
+    browser (those that arrive while a frame is being processed are dropped by Gradio's stream, not queued)."""
     state = dict(state or {})
     if frame is None:
         return None, "Waiting for the webcam…", state
@@ -103,8 +105,10 @@ def analyze_frame(frame, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
     annotated = np.asarray(recognizer.annotate(image, faces))
     stamps = (state.get("stamps", []) + [time.time()])[-10:]
     state["stamps"] = stamps
+    state["frames"] = state.get("frames", 0) + 1
     fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
-    text = (f"{fps:.1f} frames/s achieved · {1000 * (time.time() - started):.0f} ms per frame · "
+    text = (f"{fps:.1f} frames/s achieved · frames processed: {state['frames']} · "
+            f"{1000 * (time.time() - started):.0f} ms per frame · "
             f"{len(faces)} face(s): " + (", ".join(f"{f['top_emotion']} {f['top_score']:.0%}" for f in faces) or "—"))
     return annotated, text, state
 

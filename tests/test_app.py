@@ -2,11 +2,13 @@
 
 import csv
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -77,7 +79,46 @@ def test_webcam_frames_report_fps():
         annotated, text, state = analyze_frame(frame, state=state)
     assert annotated.ndim == 3 and max(annotated.shape[:2]) == 480
     assert "frames/s achieved" in text and "1 face(s)" in text and len(state["stamps"]) == 3
+    assert "frames processed: 3" in text and state["frames"] == 3
     assert analyze_frame(None)[0] is None
+
+
+def write_moving_face_y4m(path, face=SAMPLES / "happy-baby.jpeg", size=(640, 480), fps=15, seconds=3,
+                          face_height=260):
+    """A YUV4MPEG2 (4:2:0) video of ``face`` sliding left and right across a gray ``size`` frame, for
+    Chromium's fake camera (``--use-file-for-fake-video-capture``, which loops it)."""
+    width, height = size
+    image = Image.open(face).convert("RGB")
+    image = image.resize((round(image.width * face_height / image.height), face_height), Image.BILINEAR)
+    n = fps * seconds
+    span = width - image.width
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(n):
+            phase = i / n  # there and back, so the loop has no jump
+            x = round(span * (2 * phase if phase < 0.5 else 2 - 2 * phase))
+            y = (height - image.height) // 2 + round(20 * np.sin(2 * np.pi * phase))
+            frame = Image.new("RGB", size, (128, 128, 128))
+            frame.paste(image, (x, y))
+            ycc = np.asarray(frame.convert("YCbCr"), dtype=np.float32)
+            chroma = ycc[:, :, 1:].reshape(height // 2, 2, width // 2, 2, 2).mean(axis=(1, 3))
+            out.write(b"FRAME\n")
+            out.write(ycc[:, :, 0].round().astype(np.uint8).tobytes())
+            out.write(chroma[:, :, 0].round().astype(np.uint8).tobytes())
+            out.write(chroma[:, :, 1].round().astype(np.uint8).tobytes())
+    return path
+
+
+def test_moving_face_y4m_is_a_valid_4_2_0_stream(tmp_path):
+    path = write_moving_face_y4m(tmp_path / "face.y4m", seconds=1)
+    data = path.read_bytes()
+    header, rest = data.split(b"\n", 1)
+    assert header == b"YUV4MPEG2 W640 H480 F15:1 Ip A1:1 C420jpeg"
+    frame_bytes = len(b"FRAME\n") + 640 * 480 * 3 // 2
+    assert len(rest) == 15 * frame_bytes and rest.startswith(b"FRAME\n")
+    y0 = np.frombuffer(rest[6:6 + 640 * 480], np.uint8).reshape(480, 640)
+    y5 = np.frombuffer(rest[5 * frame_bytes + 6:5 * frame_bytes + 6 + 640 * 480], np.uint8).reshape(480, 640)
+    assert y0[0, 0] == 128 and y0.std() > 10 and np.abs(y0.astype(int) - y5).mean() > 5  # a face, and it moves
 
 
 def _free_port():
@@ -152,3 +193,53 @@ def test_page_in_headless_chromium(server, tmp_path):
         assert width == 1280
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
         browser.close()
+
+
+WEBCAM_READOUT = re.compile(r"([0-9.]+) frames/s achieved · frames processed: (\d+)")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+def test_webcam_stream_in_headless_chromium(server, tmp_path):
+    """Chromium's fake camera plays a face moving across the frame; once the user starts the stream, the
+    server keeps processing frames: the processed-frame count keeps rising and the rate is not zero."""
+    from playwright.sync_api import expect, sync_playwright
+
+    video = write_moving_face_y4m(tmp_path / "face.y4m")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={video}"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        try:
+            page.goto(server)
+            expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
+            page.get_by_role("tab", name="Webcam").click()
+            # what Gradio 6 shows: "Click to Access Webcam", then the webcam's "Record" button (aria-label
+            # "capture photo"), which turns into "Stop" once the stream is open
+            page.get_by_role("button", name="Click to Access Webcam").click()
+            record = page.get_by_role("button", name="capture photo")
+            expect(record).to_have_text(re.compile("Record"), timeout=30_000)
+            record.click()
+            expect(record).to_have_text(re.compile("Stop"), timeout=60_000)
+            readout = page.get_by_text(WEBCAM_READOUT)
+            expect(readout).to_be_visible(timeout=60_000)
+            reads = []
+            for _ in range(6):
+                page.wait_for_timeout(3_000)
+                fps, frames = WEBCAM_READOUT.search(readout.inner_text()).groups()
+                reads.append((int(frames), float(fps)))
+            counts = [frames for frames, _ in reads]
+            assert all(b > a for a, b in pairwise(counts)), reads
+            assert len(counts) - 1 >= 3 and reads[-1][1] > 0, reads
+            assert " face(s): " in readout.inner_text()
+            # the annotated stream is shown next to the webcam, as served files
+            assert page.locator("img[src*='/gradio_api/file=']").count() >= 1
+        except BaseException:
+            page.screenshot(path=str(tmp_path / "webcam_failure.png"), full_page=True)
+            print(f"screenshot: {tmp_path / 'webcam_failure.png'}")
+            raise
+        finally:
+            browser.close()
