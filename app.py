@@ -17,7 +17,8 @@ SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__
 EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
             if os.path.isfile(os.path.join(SAMPLES, n))]
 
-with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:  # webcam frames: no pile-up in /tmp
+# delete_cache: every annotated webcam frame is a temporary file; files older than an hour go, checked every 30 min
+with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:
     gr.Markdown(
         "# fer_hf: facial expression recognition\n"
         "Finds every face (MTCNN or OpenCV Haar) and classifies its expression into angry, disgust, fear, "
