@@ -3,6 +3,7 @@
 Subcommands:
     ensemble   build a released ensemble from trained fer_hf models, member weights fitted on PublicTest
     evaluate   the evaluation report of a trained model on a dataset split (metrics.json + plots)
+    train-classical   the classical baseline (Haar, LBP + Gabor, SVM; fer_hf.classical) with the evaluation protocols
 """
 
 from __future__ import annotations
@@ -47,6 +48,39 @@ def _evaluate(args) -> int:
     summary = {key: results[key] for key in keys}
     summary["roc_auc_macro"] = results["roc_auc"]["macro"]
     summary["images_left_out"] = results["label_mapping"]["images_left_out"]
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _train_classical(args) -> int:
+    from .classical import train_classical
+
+    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    grid = None
+    if args.C or args.gamma_factor:
+        from .classical import DEFAULT_GRID
+
+        grid = {"C": args.C or DEFAULT_GRID["C"], "gamma_factor": args.gamma_factor or DEFAULT_GRID["gamma_factor"]}
+    pca = args.pca_components
+    if pca is not None:
+        pca = float(pca) if "." in pca else int(pca)
+    try:
+        results = train_classical(args.dataset, args.data_dir, args.output_dir, cv=args.cv, folds=args.folds,
+                                  max_train_samples=args.max_train_samples, seed=args.seed,
+                                  max_eval_samples=args.max_eval_samples, grid=grid, inner_folds=args.inner_folds,
+                                  model_name=args.model_name, command=command, image_size=args.image_size,
+                                  denoise=args.denoise, pca_components=pca)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"fer-hf train-classical: error: {error}", file=sys.stderr)
+        return 2
+    if args.cv == "none":
+        summary = {"chosen": results["chosen"], "PublicTest_accuracy": results["validation"]["accuracy"],
+                   "PrivateTest_accuracy": results["test"]["accuracy"],
+                   "PrivateTest_macro_f1": results["test"]["macro_f1"], "split_sizes": results["split_sizes"]}
+    else:
+        summary = {key: results[key] for key in ("protocol", "folds", "accuracy_mean", "accuracy_std", "macro_f1_mean",
+                                                 "macro_f1_std", "pooled_accuracy")}
+    summary["timings"] = results["timings"]
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -104,6 +138,39 @@ def build_parser() -> argparse.ArgumentParser:
                           help="A fixed random subset (seed 0) of N images of the split and of the calibration "
                                "split (for tests; not a result).")
     evaluate.set_defaults(handler=_evaluate)
+
+    classical = commands.add_parser(
+        "train-classical", help="Train and evaluate the classical baseline (Haar, LBP + Gabor, RBF SVM).",
+        description="fer_hf.classical: grayscale face, bilateral denoising, LBP + Gabor features, StandardScaler, "
+                    "optional PCA, RBF SVM with calibrated probabilities. fer2013: train on Training, choose C and "
+                    "gamma on PublicTest only, report PrivateTest and PublicTest; writes the model "
+                    "(config.json + model.safetensors, no pickle), eval_results.json and README.md. ckplus / jaffe: "
+                    "cross-validation (--cv), C and gamma chosen per fold by an inner CV of its training part; "
+                    "writes cv_results.json (mean +/- std over folds).")
+    classical.add_argument("--dataset", required=True, choices=["fer2013", "ckplus", "jaffe"])
+    classical.add_argument("--data_dir", required=True, help="fer2013.csv / image-folder zip, CK+48, JAFFE folder.")
+    classical.add_argument("--output_dir", required=True)
+    classical.add_argument("--cv", default="none", choices=["none", "subject", "loso", "stratified"],
+                           help="none (fer2013), subject (subject-independent k-fold), loso (leave one subject out), "
+                                "stratified (random stratified k-fold, NOT subject-independent).")
+    classical.add_argument("--folds", type=int, default=10, help="Folds for --cv subject / stratified (default 10).")
+    classical.add_argument("--inner_folds", type=int, default=3, help="Inner CV folds for C / gamma (CV only).")
+    classical.add_argument("--max_train_samples", type=int, default=None,
+                           help="fer2013: random subset (seed --seed) of Training (an RBF SVM on all 28,709 images "
+                                "is slow); ckplus / jaffe: random subset of the corpus (tests only).")
+    classical.add_argument("--max_eval_samples", type=int, default=None,
+                           help="Random subsets of PublicTest / PrivateTest (tests only; not a FER2013 result).")
+    classical.add_argument("--C", type=float, nargs="+", default=None, help="SVM C grid (default 1 10 100).")
+    classical.add_argument("--gamma_factor", type=float, nargs="+", default=None,
+                           help="RBF gamma grid as multiples of scikit-learn's 'scale' (default 0.3 1 2).")
+    classical.add_argument("--pca_components", default=None,
+                           help="PCA before the SVM: an int (components) or a float in (0, 1) (variance kept); "
+                                "default none.")
+    classical.add_argument("--image_size", type=int, default=48)
+    classical.add_argument("--denoise", default="bilateral", choices=["bilateral", "nlmeans", "none"])
+    classical.add_argument("--seed", type=int, default=0)
+    classical.add_argument("--model_name", default=None, help="Name in the model card (default: output folder name).")
+    classical.set_defaults(handler=_train_classical)
     return parser
 
 
