@@ -572,8 +572,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     if per_step_scheduler:
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     else:
-        model, optimizer = accelerator.prepare(model, optimizer)
-        accelerator.register_for_checkpointing(scheduler)
+        model, optimizer = accelerator.prepare(model, optimizer)  # its state is saved beside each checkpoint
     ema = None
     if args.ema_decay > 0:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -582,7 +581,6 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
                             use_buffers=True)
         for patched in ("forward", "_original_forward"):  # the average runs in float32 (see `precision`)
             ema.module.__dict__.pop(patched, None)
-        accelerator.register_for_checkpointing(ema)
     if weights is not None:
         weights = weights.to(accelerator.device)
 
@@ -602,6 +600,10 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             accelerator.print(f"Resuming from {path}")
             accelerator.load_state(str(path))
             state = json.loads((path / "trainer_state.json").read_text())
+            if ema is not None:
+                ema.load_state_dict(torch.load(path / "ema.pt", weights_only=True))
+            if not per_step_scheduler:
+                scheduler.load_state_dict(torch.load(path / "plateau_scheduler.pt", weights_only=True))
     start_epoch = state["epoch"] + 1
     log_path = output_dir / "train_log.jsonl"
 
@@ -694,6 +696,12 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         checkpoint = output_dir / "checkpoints" / f"epoch_{epoch}"
         accelerator.save_state(str(checkpoint))
         if accelerator.is_main_process:
+            # EMA and ReduceLROnPlateau are saved here rather than registered with the Accelerator, whose
+            # registrations would accumulate over the folds of a cross-validation run
+            if ema is not None:
+                torch.save(ema.state_dict(), checkpoint / "ema.pt")
+            if not per_step_scheduler:
+                torch.save(scheduler.state_dict(), checkpoint / "plateau_scheduler.pt")
             (checkpoint / "trainer_state.json").write_text(json.dumps(state, indent=1))
             old = sorted((output_dir / "checkpoints").glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
             for stale in old[: max(0, len(old) - args.checkpoints_total_limit)]:
@@ -706,6 +714,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     if state["epoch"] + 1 < args.num_train_epochs and not stopped_early:
         accelerator.print(f"Stopped after epoch {state['epoch'] + 1} of {args.num_train_epochs}; resume with "
                           "--resume_from_checkpoint latest")
+        accelerator.free_memory()
         return None
 
     # ---------------------------------------------------------------- final evaluation of the chosen checkpoint
@@ -751,6 +760,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             api.upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
                               ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt"])
     accelerator.wait_for_everyone()
+    accelerator.free_memory()  # the next fold prepares its own model, optimizer and data loaders
     return results
 
 
