@@ -3,6 +3,7 @@
     python app.py            # http://127.0.0.1:7860
 """
 
+import functools
 import os
 
 import gradio as gr
@@ -12,6 +13,20 @@ from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, b
                                   table_headers)
 from fer_hf.detection import DETECTORS
 from fer_hf.recognizer import DEFAULT_MODEL_NAME
+
+
+
+def shown_to_user(function):
+    """Errors a visitor can cause (no image, a model name that is not a fer_hf model, an unreachable Hub
+    id) become Gradio messages with their text instead of a generic "Error"."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except (ValueError, OSError) as error:
+            raise gr.Error(str(error)) from error
+    return wrapper
+
 
 SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__), "..", "shared", "data", "samples"))
 EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
@@ -65,7 +80,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         batch_csv = gr.File(label="Results CSV")
         batch_table = gr.Dataframe(headers=batch_headers(FER2013_LABELS), label="Results", interactive=False)
 
-    image_button.click(analyze_image, [image_in, model, detector, min_face_size],
+    image_button.click(shown_to_user(analyze_image), [image_in, model, detector, min_face_size],
                        [image_out, image_table, image_chart, png_file, json_file, image_summary],
                        api_name="analyze_image")
     # One long-lived stream per session: the browser posts a frame every `stream_every` seconds into the
@@ -74,10 +89,11 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
     # stream default ("multiple"): with "always_last" (or "once") Gradio's frontend defers (skips) every
     # frame after the first while the stream's submission is open, so only one frame is ever processed.
     # `concurrency_limit=1`: one stream at a time on a 2-core CPU; `time_limit` ends it after 10 minutes.
-    webcam_in.stream(analyze_frame, [webcam_in, model, detector, min_face_size, webcam_state],
+    webcam_in.stream(shown_to_user(analyze_frame), [webcam_in, model, detector, min_face_size, webcam_state],
                      [webcam_out, webcam_status, webcam_state], stream_every=0.2, concurrency_limit=1,
                      time_limit=600, show_progress="hidden", api_name="analyze_frame")
 
+    @shown_to_user
     def _batch(files, model, detector, min_face_size, progress=gr.Progress()):
         return analyze_batch(files, model, detector, min_face_size, progress=progress)
 

@@ -168,6 +168,31 @@ def test_server_through_gradio_client(server):
 
 
 @pytest.mark.slow
+def test_a_typed_model_that_is_not_fer_hf_gets_a_clear_message(server, tmp_path):
+    """A visitor types a folder whose config names another model type (with code that would write a file
+    if it ran): the app answers with the reason, and nothing of that folder runs on the server."""
+    import json
+    import shutil
+
+    from gradio_client import Client, handle_file
+
+    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+
+    folder = tmp_path / "other_model"
+    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    marker = tmp_path / "code_ran"
+    (folder / "modeling_fer_vgg.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n"
+                                                + (folder / "modeling_fer_vgg.py").read_text())
+    config = json.loads((folder / "config.json").read_text())
+    config["model_type"] = "other_model"
+    (folder / "config.json").write_text(json.dumps(config))
+    client = Client(server, verbose=False)
+    with pytest.raises(Exception, match="not a fer_hf model"):
+        client.predict(handle_file(str(SAMPLES / "angry.jpg")), str(folder), "mtcnn", 20, api_name="/analyze_image")
+    assert not marker.exists()
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
 def test_page_in_headless_chromium(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
