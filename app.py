@@ -11,7 +11,7 @@ import gradio as gr
 from fer_hf import FER2013_LABELS
 from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices,
                                   table_headers)
-from fer_hf.detection import DETECTORS
+from fer_hf.detection import available_detectors
 from fer_hf.recognizer import DEFAULT_MODEL_NAME
 
 
@@ -44,7 +44,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         with gr.Row():
             model = gr.Dropdown(model_choices() or [DEFAULT_MODEL_NAME], value=DEFAULT_MODEL_NAME,
                                 allow_custom_value=True, label="Model (released name, local folder or Hub id)")
-            detector = gr.Radio(list(DETECTORS), value="mtcnn", label="Face detector")
+            detector = gr.Radio(available_detectors(), value="mtcnn", label="Face detector")
             min_face_size = gr.Slider(10, 200, value=20, step=1, label="Minimum face size (pixels)")
 
     with gr.Tab("Image"):

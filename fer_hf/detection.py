@@ -207,6 +207,22 @@ def blazeface_model_path(model: str = "short") -> str:
                        f"({list(spec.submodule_search_locations)}). {_INSTALL_HINT}")
 
 
+def available_detectors() -> list:
+    """The names of `DETECTORS` that work in this installation, without the ``"blazeface"`` alias of
+    ``"blazeface-full"`` (for user interfaces): the BlazeFace ones only when their model files are there."""
+    names = []
+    for name in DETECTORS:
+        if name == "blazeface":
+            continue
+        if name.startswith("blazeface-"):
+            try:
+                blazeface_model_path(name.split("-", 1)[1])
+            except RuntimeError:
+                continue
+        names.append(name)
+    return names
+
+
 def ssd_anchor_centers(input_size: int, strides, interpolated_scale_aspect_ratio: float) -> np.ndarray:
     """(num_anchors, 2) anchor centres (x, y) in 0..1, in MediaPipe's order (SsdAnchorsCalculator with
     one aspect ratio, fixed_anchor_size, anchor_offset 0.5): layers with the same stride are merged,

@@ -301,3 +301,12 @@ def test_alignment_is_the_default_and_detectors_without_landmarks_give_plain_cro
     assert np.array_equal(np.asarray(crops[0]), np.asarray(image.crop(expected)))
     recognizer.set_options(align=False)
     assert recognizer.align is False
+
+
+def test_available_detectors_lists_each_working_detector_once():
+    from fer_hf.detection import available_detectors, blazeface_model_path
+
+    names = available_detectors()
+    assert names[:2] == ["mtcnn", "haar"] and "blazeface" not in names  # the alias is not listed twice
+    for name in names[2:]:
+        assert blazeface_model_path(name.split("-", 1)[1]).endswith(".tflite")
