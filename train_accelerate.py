@@ -324,7 +324,8 @@ def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256):
 
 def write_card_and_plots(output_dir: Path, results: dict, history: list, args: dict, command: str,
                          num_parameters: int) -> None:
-    save_training_plots(history, results["test"]["confusion_matrix"], FER2013_LABELS, output_dir)
+    save_training_plots(history, results["test"]["confusion_matrix"], results.get("label_names") or FER2013_LABELS,
+                        output_dir)
     write_model_card(output_dir, results, history, args, command, model_name=args.get("model_name") or output_dir.name,
                      num_parameters=num_parameters, dropped_rows=results.get("dropped_rows", 0),
                      split_sizes=results.get("split_sizes"))
@@ -746,7 +747,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         best.save_pretrained(output_dir, safe_serialization=True)
         processor.save_pretrained(output_dir)
         (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
-        if args.dataset == "fer2013":  # the card template describes the FER2013 protocol
+        if args.dataset in ("fer2013", "ferplus"):  # the card templates describe these two protocols
             write_card_and_plots(output_dir, results, history, vars(args), command, count_parameters(best))
         else:
             save_training_plots(history, results["test"]["confusion_matrix"], label_names, output_dir)

@@ -65,11 +65,45 @@ ARCHITECTURES = {
     "fer_ensemble": "an ensemble: the weighted average of the softmax outputs of several fer_hf models",
 }
 
+#: What the card says about the corpus a model was trained on (``train_accelerate.py --dataset``).
+DATASETS = {
+    "fer2013": {
+        "name": "FER2013", "tag": "fer2013", "train": "FER2013 Training", "validation": "PublicTest",
+        "test": "PrivateTest", "full_sizes": {"train": 28709, "test": 3589},
+        "classes": "7 expressions: angry, disgust, fear, happy, sad, surprise, neutral (canonical FER2013 ids 0-6)",
+        "data": "the FER2013 image-folder copy (JPEG re-encodings of the original CSV pixels, mean absolute "
+                "difference about 1.3 grey levels)",
+    },
+    "ferplus": {
+        "name": "FER+", "tag": "ferplus", "train": "FER+ FER2013Train", "validation": "PublicTest (FER2013Valid)",
+        "test": "PrivateTest (FER2013Test)", "full_sizes": {},
+        "classes": "8 expressions: angry, disgust, fear, happy, sad, surprise, neutral, contempt (FER2013's 7 "
+                   "in canonical order, then contempt)",
+        "data": "FER+ (Barsoum et al., 2016): the FER2013 faces relabelled by 10 annotators each, in the official "
+                "FER+ layout; evaluation on the majority vote, images whose majority is unknown or not-a-face "
+                "dropped (the FER+ paper's protocol)",
+    },
+}
+
+_FERPLUS_SECTIONS = """
+FER+ labels: (c) Microsoft Corporation, MIT licence (github.com/microsoft/FERPlus). The images are FER2013's.
+
+```
+@inproceedings{barsoum2016training,
+  title={Training deep networks for facial expression recognition with crowd-sourced label distribution},
+  author={Barsoum, Emad and Zhang, Cha and Canton Ferrer, Cristian and Zhang, Zhengyou},
+  booktitle={ICMI}, year={2016}
+}
+```
+"""
+
 _TTA_COLUMNS = (("", "no TTA"), ("_flip_tta", "flip TTA"), ("_ten_crop_tta", "ten-crop TTA"))
 
 
 def _front_matter(model_name: str, results: dict) -> str:
     test, val = results["test"], results["validation"]
+    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    tags = "- fer2013\n" + ("- ferplus\n" if data["tag"] == "ferplus" else "")
     extra = ""
     for suffix, label in _TTA_COLUMNS[1:]:
         if f"test{suffix}" in results:
@@ -86,13 +120,11 @@ pipeline_tag: image-classification
 tags:
 - facial-expression-recognition
 - emotion-recognition
-- fer2013
-- image-classification
+{tags}- image-classification
 - fer_hf
 - custom_code
 datasets:
-- fer2013
-metrics:
+{tags}metrics:
 - accuracy
 - f1
 model-index:
@@ -102,8 +134,8 @@ model-index:
       type: image-classification
       name: Facial expression recognition
     dataset:
-      type: fer2013
-      name: FER2013
+      type: {data['tag']}
+      name: {data['name']}
       split: PrivateTest
     metrics:
     - type: accuracy
@@ -116,8 +148,8 @@ model-index:
       type: image-classification
       name: Facial expression recognition
     dataset:
-      type: fer2013
-      name: FER2013
+      type: {data['tag']}
+      name: {data['name']}
       split: PublicTest
     metrics:
     - type: accuracy
@@ -224,11 +256,13 @@ def write_model_card(output_dir, results: dict, history: list, args: dict, comma
     output_dir = Path(output_dir)
     test = results["test"]
     split_sizes = split_sizes or {}
-    full = split_sizes.get("train") == 28709 and split_sizes.get("test") == 3589
+    data = DATASETS.get(args.get("dataset") or results.get("dataset") or "fer2013", DATASETS["fer2013"])
+    results = {**results, "dataset": data["tag"]}
+    full = all(split_sizes.get(k) == v for k, v in data["full_sizes"].items())
     subset_note = "" if full else (
         f"\n> **Note:** this run used a subset (train {split_sizes.get('train')}, PublicTest "
         f"{split_sizes.get('validation')}, PrivateTest {split_sizes.get('test')} images); its numbers are not "
-        "FER2013 results.\n")
+        f"{data['name']} results.\n")
     model_type = results.get("model_type", "fer_vgg")
     architecture = ARCHITECTURES.get(model_type, model_type)
     gflops = results.get("gflops_per_face")
@@ -252,15 +286,14 @@ def write_model_card(output_dir, results: dict, history: list, args: dict, comma
 # {model_name}: facial expression recognition on face crops
 
 {architecture[0].upper() + architecture[1:]} (`model_type="{model_type}"`, {cost}), trained with the
-`fer_hf` package on FER2013; initialisation: {initialisation}. It classifies a **cropped, roughly frontal
-face** into 7 expressions: angry, disgust, fear, happy, sad, surprise, neutral (canonical FER2013 ids
-0-6). It does not detect faces: use `fer_hf.FaceExpressionRecognizer`, which runs a face detector first.
+`fer_hf` package on {data['name']}; initialisation: {initialisation}. It classifies a **cropped, roughly
+frontal face** into {data['classes']}. It does not detect faces: use `fer_hf.FaceExpressionRecognizer`, which runs a face detector first.
 {subset_note}
 ## Results
 
-Protocol: trained on FER2013 Training ({split_sizes.get('train', '?')} images); the checkpoint was chosen
-on **PublicTest** accuracy only (best epoch {results['best_epoch']} of {results['epochs_trained']}
-trained{', stopped early' if results.get('stopped_early') else ''}); **PrivateTest** was evaluated once,
+Protocol: trained on {data['train']} ({split_sizes.get('train', '?')} images); the checkpoint was chosen
+on **{data['validation']}** accuracy only (best epoch {results['best_epoch']} of {results['epochs_trained']}
+trained{', stopped early' if results.get('stopped_early') else ''}); **{data['test']}** was evaluated once,
 at the end. "flip TTA" averages the softmax of the face and its mirror image; "ten-crop TTA" averages
 the centre and four corner crops of the face padded by 4 pixels, each with its mirror image.
 
@@ -281,13 +314,12 @@ Produced by this command (from the root of the fer_hf repository; `eval_results.
 ```
 
 Recipe: {json.dumps(recipe)} (every flag is documented in `python train_accelerate.py --help`).
-Data: the FER2013 image-folder copy (JPEG re-encodings of the original CSV pixels, mean absolute
-difference about 1.3 grey levels); {dropped_rows} rows were dropped as invalid by the loader.
+Data: {data['data']}; {dropped_rows} rows were dropped as invalid by the loader.
 Cost: {timing}; {min(speed) if speed else 0:.0f}-{max(speed) if speed else 0:.0f} training images/s.
 At the chosen epoch, PublicTest loss was {best.get('validation_loss', float('nan')):.4f}.
 
 {_usage(model_name, output_dir)}
-{_COMMON_SECTIONS}"""
+{_COMMON_SECTIONS}{_FERPLUS_SECTIONS if data['tag'] == 'ferplus' else ''}"""
     path = output_dir / "README.md"
     path.write_text(_front_matter(model_name, results) + body)
     return path

@@ -75,3 +75,20 @@ def test_sfew_selects_on_held_out_train_movies_and_reports_val(tmp_path):
     movies = results["movies"]
     assert not set(movies["train"]) & set(movies["validation"])
     assert "SFEW Val (test) reported" in results["protocol"]
+
+
+def test_ferplus_run_writes_an_8_class_model_and_its_card(tmp_path):
+    out = tmp_path / "ferplus"
+    train(["--dataset", "ferplus", "--data_dir", str(DATA / "ferplus" / "ferplus_images.zip"), "--output_dir",
+           str(out), "--ferplus_labels", "distribution", "--max_train_samples", "300", "--max_eval_samples", "200",
+           *TINY], tmp_path)
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["label_names"][-1] == "contempt" and len(results["label_names"]) == 8
+    assert len(results["test"]["confusion_matrix"]) == 8
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"]["7"] == "contempt"
+    card = (out / "README.md").read_text()
+    assert "on FER+;" in card and "8 expressions" in card and "- ferplus" in card
+    assert "PrivateTest (FER2013Test)" in card and "Barsoum" in card
+    assert f"{results['test']['accuracy']:.4f}" in card  # the card's numbers are the run's
+    assert (out / "confusion_matrix.png").is_file()
