@@ -11,8 +11,10 @@ import gradio as gr
 from fer_hf import FER2013_LABELS
 from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices,
                                   table_headers)
+from fer_hf.app_functions import analyze_video_upload, video_limits
 from fer_hf.detection import available_detectors
 from fer_hf.recognizer import DEFAULT_MODEL_NAME
+from fer_hf.video import timeline_headers
 
 
 
@@ -31,6 +33,7 @@ def shown_to_user(function):
 SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__), "..", "shared", "data", "samples"))
 EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
             if os.path.isfile(os.path.join(SAMPLES, n))]
+VIDEO_EXAMPLES = [p for p in [os.path.join(SAMPLES, "cc0_faces_slideshow.mp4")] if os.path.isfile(p)]
 
 # delete_cache: every annotated webcam frame is a temporary file; files older than an hour go, checked every 30 min
 with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:
@@ -51,8 +54,12 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         with gr.Row():
             image_in = gr.Image(type="pil", sources=["upload", "clipboard"], label="Photo", image_mode=None)
             image_out = gr.Image(type="pil", label="Annotated", format="png")
+        image_explain = gr.Checkbox(False, label="Explain with Grad-CAM", elem_id="image-explain",
+                                    info="Where in each face the evidence for its top emotion lies (slower)")
         image_button = gr.Button("Find expressions", variant="primary")
         image_summary = gr.Markdown()
+        image_gradcam = gr.Gallery(label="Grad-CAM per face (red: raises the top emotion's score)", columns=4,
+                                   height="auto", elem_id="image-gradcam")
         image_table = gr.Dataframe(headers=table_headers(FER2013_LABELS), label="Faces (probabilities)",
                                    interactive=False, wrap=True)
         image_chart = gr.BarPlot(x="face", y="probability", color="emotion", y_lim=[0, 1],
@@ -80,8 +87,36 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         batch_csv = gr.File(label="Results CSV")
         batch_table = gr.Dataframe(headers=batch_headers(FER2013_LABELS), label="Results", interactive=False)
 
-    image_button.click(shown_to_user(analyze_image), [image_in, model, detector, min_face_size],
-                       [image_out, image_table, image_chart, png_file, json_file, image_summary],
+    with gr.Tab("Video"):
+        _limits = video_limits()
+        gr.Markdown(f"Upload a video (up to {_limits['max_mb']:g} MB, {_limits['max_seconds']:g} s, "
+                    f"{_limits['max_pixels'] / 1e6:.1f} megapixels per frame). Frames are streamed: the sampled "
+                    "ones are analysed one at a time, faces get track ids (#1, #2, …), and the annotated video "
+                    "shows the analysed frames at their own times (no audio).")
+        with gr.Row():
+            video_in = gr.Video(sources=["upload"], label="Video", elem_id="video-upload")
+            video_out = gr.Video(label="Annotated video (H.264 MP4)", elem_id="video-annotated")
+        video_rate = gr.Slider(0, 15, value=2, step=0.5, label="Frames analysed per second (0 = every frame)",
+                               elem_id="video-rate")
+        video_button = gr.Button("Analyse video", variant="primary")
+        video_summary = gr.Markdown(elem_id="video-summary")
+        video_plot = gr.Image(type="filepath", label="Expressions over time, per face track", format="png",
+                              elem_id="video-plot")
+        video_table = gr.Dataframe(headers=timeline_headers(FER2013_LABELS), label="Timeline (one row per face "
+                                   "per analysed frame; empty for frames without a face)", interactive=False,
+                                   elem_id="video-timeline")
+        with gr.Row():
+            video_csv = gr.File(label="Timeline CSV")
+            video_json = gr.File(label="Timeline JSON")
+        if VIDEO_EXAMPLES:
+            gr.Examples(VIDEO_EXAMPLES, inputs=video_in)
+
+    @shown_to_user
+    def _image(image, model, detector, min_face_size, explain=False):
+        return analyze_image(image, model, detector, min_face_size, explain=explain)
+
+    image_button.click(_image, [image_in, model, detector, min_face_size, image_explain],
+                       [image_out, image_table, image_chart, png_file, json_file, image_summary, image_gradcam],
                        api_name="analyze_image")
     # One long-lived stream per session: the browser posts a frame every `stream_every` seconds into the
     # open event, and the server keeps only the newest one (each chunk overwrites the event's data), so
@@ -99,6 +134,14 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
 
     batch_button.click(_batch, [batch_files, model, detector, min_face_size],
                        [batch_gallery, batch_csv, batch_table, batch_summary], api_name="analyze_batch")
+
+    @shown_to_user
+    def _video(video, model, detector, min_face_size, sample_fps, progress=gr.Progress()):
+        return analyze_video_upload(video, model, detector, min_face_size, sample_fps, progress=progress)
+
+    video_button.click(_video, [video_in, model, detector, min_face_size, video_rate],
+                       [video_out, video_table, video_csv, video_json, video_plot, video_summary],
+                       concurrency_limit=1, api_name="analyze_video")
 
 if __name__ == "__main__":
     demo.queue().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),

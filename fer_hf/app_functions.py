@@ -62,9 +62,13 @@ def probabilities_long(faces: list):
     return pd.DataFrame(rows, columns=["face", "emotion", "probability"])
 
 
-def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, output_dir=None):
+def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, output_dir=None,
+                  explain=False):
     """Image tab: one photo -> (annotated PIL image, faces DataFrame, bar-chart DataFrame, annotated PNG path,
-    JSON path, a one-line summary). ``image``: path, PIL image or RGB numpy array; None raises ValueError."""
+    JSON path, a one-line summary, Grad-CAM gallery). ``image``: path, PIL image or RGB numpy array; None
+    raises ValueError. The gallery is ``[]`` unless ``explain``; with it, one (PIL RGB overlay of the face
+    crop's size, caption ``"face i: <emotion> p"``) per face in the table's order: Grad-CAM (Selvaraju et
+    al., 2017) of the top emotion, `fer_hf.explain.explain_faces` (detection runs a second time)."""
     if image is None:
         raise ValueError("Upload or paste an image first.")
     recognizer = get_recognizer(model, detector, min_face_size)
@@ -81,7 +85,16 @@ def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
     labels = list(recognizer.id2label.values())
     summary = (f"{len(faces)} face(s) found with {detector}: " + ", ".join(f["top_emotion"] for f in faces)
                if faces else f"No face found (detector {detector}, minimum face size {min_face_size} px).")
-    return annotated, faces_table(faces, labels), probabilities_long(faces), str(png_path), str(json_path), summary
+    gallery = []
+    if explain and faces:
+        from .explain import explain_faces
+
+        with _lock:
+            explained = explain_faces(recognizer, image)
+        gallery = [(face["overlay"], f"face {face['face_index']}: {face['emotion']} {face['probability']:.2f}")
+                   for face in explained]
+    return (annotated, faces_table(faces, labels), probabilities_long(faces), str(png_path), str(json_path), summary,
+            gallery)
 
 
 def analyze_frame(frame, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, state=None):
@@ -174,3 +187,98 @@ def analyze_batch(files, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
 def batch_headers(labels: list) -> list:
     """CSV / table columns of `analyze_batch` for a model with these labels."""
     return BATCH_FIELDS_FIXED + list(labels) + ["status"]
+
+
+# ------------------------------------------------------------------------------------------------ Video tab
+
+VIDEO_MAX_SIDE = 1280  # video frames are downscaled to this longer side (pixels) for detection and the output
+VIDEO_TABLE_ROWS = 2000  # timeline rows shown in the app's table (the CSV / JSON have all of them)
+
+
+def video_limits() -> dict:
+    """The Video tab's upload limits, read from the environment at each call (defaults in brackets):
+    ``max_mb`` file size in MB (FER_HF_MAX_VIDEO_MB, 500), ``max_seconds`` duration
+    (FER_HF_MAX_VIDEO_SECONDS, 600), ``max_pixels`` width x height of a frame (FER_HF_MAX_VIDEO_PIXELS,
+    1920x1080 = 2073600), ``max_frames`` frames to analyse = duration x sampling rate
+    (FER_HF_MAX_VIDEO_FRAMES, 3600). Raises ValueError for a value that is not a positive number."""
+    limits = {}
+    for key, variable, default in (("max_mb", "FER_HF_MAX_VIDEO_MB", 500),
+                                   ("max_seconds", "FER_HF_MAX_VIDEO_SECONDS", 600),
+                                   ("max_pixels", "FER_HF_MAX_VIDEO_PIXELS", 1920 * 1080),
+                                   ("max_frames", "FER_HF_MAX_VIDEO_FRAMES", 3600)):
+        text = os.environ.get(variable, "")
+        try:
+            value = float(text) if text.strip() else float(default)
+        except ValueError:
+            value = float("nan")
+        if not value > 0:
+            raise ValueError(f"{variable}={text!r}: expected a positive number")
+        limits[key] = value
+    return limits
+
+
+def check_video_upload(video_path, sample_fps=None) -> dict:
+    """Check an uploaded video against `video_limits` before any frame is analysed.
+
+    Returns `fer_hf.video.probe_video`'s dict. Raises ValueError with a message for the visitor: no file,
+    not a video, no video stream, file too large (MB), too long (seconds), frames too large (pixels), or
+    more frames to analyse than allowed at ``sample_fps`` (frames per second; None or 0: every frame)."""
+    from .video import probe_video
+
+    if not video_path:
+        raise ValueError("Upload a video first.")
+    limits = video_limits()
+    name = os.path.basename(str(video_path))
+    size_mb = os.path.getsize(video_path) / 1e6
+    if size_mb > limits["max_mb"]:
+        raise ValueError(f"{name} is {size_mb:.1f} MB; videos up to {limits['max_mb']:g} MB are accepted.")
+    info = probe_video(video_path)
+    duration = info["duration_s"]
+    if duration is not None and duration > limits["max_seconds"]:
+        raise ValueError(f"{name} lasts {duration:.0f} s; videos up to {limits['max_seconds']:g} s "
+                         f"({round(limits['max_seconds'] / 60, 1):g} min) are accepted. Trim it first.")
+    pixels = info["width"] * info["height"]
+    if pixels > limits["max_pixels"]:
+        raise ValueError(f"{name} has {info['width']}x{info['height']} frames ({pixels / 1e6:.1f} megapixels); "
+                         f"the limit is {limits['max_pixels'] / 1e6:.1f} megapixels per frame (e.g. 1920x1080).")
+    rate = info["fps"] if not sample_fps else min(float(sample_fps), info["fps"] or float(sample_fps))
+    frames = (duration or 0.0) * rate
+    if frames > limits["max_frames"]:
+        raise ValueError(f"Analysing {name} at {rate:g} frames per second means about {frames:.0f} frames; the "
+                         f"limit is {limits['max_frames']:.0f}. Lower the sampling rate.")
+    return info
+
+
+def analyze_video_upload(video_path, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, sample_fps=2.0,
+                         progress=None, output_dir=None):
+    """Video tab: one uploaded video -> (annotated H.264 MP4 path, timeline DataFrame (at most
+    ``VIDEO_TABLE_ROWS`` rows, empty cells for frames without a face), timeline CSV path, timeline JSON path,
+    emotion-over-time PNG path, Markdown summary).
+
+    ``sample_fps``: frames analysed per second of video (None or 0: every frame). Frames are downscaled to
+    ``VIDEO_MAX_SIDE`` pixels; the recognizer is shared, so each frame's prediction holds ``_lock``.
+    ``progress``: optional ``progress(fraction, desc=...)`` (e.g. `gradio.Progress`). Raises ValueError for
+    a missing, unreadable or too large video (`check_video_upload`), OSError for a model that cannot be loaded."""
+    from .video import analyze_video
+
+    sample_fps = float(sample_fps) if sample_fps else None
+    info = check_video_upload(video_path, sample_fps)
+    recognizer = get_recognizer(model, detector, min_face_size)
+    output_dir = Path(output_dir or tempfile.mkdtemp(prefix="fer_hf_video_"))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(str(video_path)).stem
+    result = analyze_video(video_path, recognizer, sample_fps=sample_fps,
+                           output_video=output_dir / f"{stem}_annotated.mp4",
+                           max_duration_s=video_limits()["max_seconds"], progress=progress or False,
+                           max_side=VIDEO_MAX_SIDE, lock=_lock)
+    csv_path = result.to_csv(output_dir / f"{stem}_timeline.csv")
+    json_path = result.to_json(output_dir / f"{stem}_timeline.json")
+    plot_path = result.plot(output_dir / f"{stem}_emotions.png")
+    table = result.to_dataframe().head(VIDEO_TABLE_ROWS)
+    table = table.astype(object).where(table.notna(), "")
+    summary = result.summary()
+    if len(result.rows) > VIDEO_TABLE_ROWS:
+        summary += f" The table shows the first {VIDEO_TABLE_ROWS} of {len(result.rows)} rows; the CSV has all."
+    if info["rotation"]:
+        summary += f" Rotation metadata applied ({info['rotation']}°)."
+    return result.output_video, table, str(csv_path), str(json_path), str(plot_path), summary

@@ -27,12 +27,13 @@ def test_model_choices_lists_the_default_first():
 
 
 def test_analyze_image_on_group_photo(tmp_path):
-    annotated, table, chart, png, js, summary = analyze_image(SAMPLES / "group.jpeg", output_dir=tmp_path)
+    annotated, table, chart, png, js, summary, gradcam = analyze_image(SAMPLES / "group.jpeg", output_dir=tmp_path)
     assert len(table) >= 4 and list(table.columns[-7:]) == FER2013_LABELS
     assert np.allclose(table[FER2013_LABELS].sum(axis=1), 1, atol=1e-3)
     assert len(chart) == 7 * len(table) and set(chart["emotion"]) == set(FER2013_LABELS)
     assert Image.open(png).size == Image.open(SAMPLES / "group.jpeg").size
     assert summary.startswith(f"{len(table)} face(s) found")
+    assert gradcam == []  # Grad-CAM only when asked (explain=True, tests/test_explain.py)
     import json
 
     assert len(json.loads(open(js).read())) == len(table)
@@ -41,7 +42,7 @@ def test_analyze_image_on_group_photo(tmp_path):
 
 
 def test_analyze_image_without_faces(tmp_path):
-    _, table, chart, _, _, summary = analyze_image(Image.new("RGB", (300, 200), "white"), output_dir=tmp_path)
+    _, table, chart, _, _, summary, _ = analyze_image(Image.new("RGB", (300, 200), "white"), output_dir=tmp_path)
     assert len(table) == 0 and len(chart) == 0 and summary.startswith("No face found")
 
 
@@ -155,7 +156,7 @@ def test_server_through_gradio_client(server):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
-    annotated, table, chart, png, js, summary = client.predict(
+    annotated, table, chart, png, js, summary, gradcam = client.predict(
         handle_file(str(SAMPLES / "group.jpeg")), "fer-vgg-fer2013", "mtcnn", 20, api_name="/analyze_image")
     assert "face(s) found" in summary and int(summary.split()[0]) >= 4
     assert len(table["data"]) >= 4
