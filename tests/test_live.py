@@ -1,0 +1,112 @@
+"""The live (webcam) path: detection every N frames, faces carried and tracked in between, on real photos."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLES
+from fer_hf.live import LiveFaceAnalyzer, draw_probability_bars, measure_live_path
+
+
+@pytest.fixture(scope="module")
+def group():
+    return Image.open(SAMPLES / "group.jpeg").convert("RGB")
+
+
+def test_detection_frames_match_predict(default_recognizer, group):
+    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    analyzer = LiveFaceAnalyzer(default_recognizer, detect_every=1, max_side=None, bars=False)
+    annotated, faces = analyzer.process(np.asarray(group))
+    expected = default_recognizer.predict(group)
+    assert annotated.shape == (group.height, group.width, 3) and annotated.dtype == np.uint8
+    assert len(faces) == len(expected) == 4
+    for face, reference in zip(faces, expected):
+        assert face["box"] == reference["box"]
+        assert face["top_emotion"] == reference["top_emotion"]
+        np.testing.assert_allclose(list(face["emotions"].values()), list(reference["emotions"].values()), atol=2e-4)
+        assert face["detected"] is True
+    assert sorted(f["track_id"] for f in faces) == [1, 2, 3, 4]
+
+
+def test_faces_carried_between_detections_keep_their_track(default_recognizer, group):
+    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    calls = []
+    original = default_recognizer._detect
+
+    def counting_detect(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    default_recognizer._detect = counting_detect
+    try:
+        analyzer = LiveFaceAnalyzer(default_recognizer, detect_every=3, max_side=None, bars=False)
+        frames = []
+        for shift in range(6):  # the photo moves 2 px right per frame
+            frame = Image.new("RGB", group.size)
+            frame.paste(group, (2 * shift, 0))
+            frames.append(analyzer.process(np.asarray(frame))[1])
+    finally:
+        default_recognizer._detect = original
+    assert len(calls) == 2  # frames 0 and 3
+    assert [f[0]["detected"] for f in frames] == [True, False, False, True, False, False]
+    ids = [[face["track_id"] for face in faces] for faces in frames]
+    assert all(i == ids[0] for i in ids) and len(ids[0]) == 4
+    # a carried face keeps the box of the last detection; the next detection moves it
+    assert frames[1][0]["box"] == frames[0][0]["box"] == frames[2][0]["box"]
+    # (the photo moved 6 px; MTCNN boxes jitter by a few pixels)
+    assert frames[3][0]["box"][0] in range(frames[0][0]["box"][0] + 1, frames[0][0]["box"][0] + 12)
+
+
+def test_mirror_and_downscale(default_recognizer, group):
+    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    plain = LiveFaceAnalyzer(default_recognizer, max_side=640, bars=False)
+    mirrored = LiveFaceAnalyzer(default_recognizer, max_side=640, mirror=True, bars=False)
+    image_a, faces_a = plain.process(group)
+    image_b, faces_b = mirrored.process(group)
+    assert max(image_a.shape[:2]) == 640 and image_a.shape == image_b.shape
+    width = image_a.shape[1]
+    # the mirrored frame's faces are the plain frame's, reflected (left to right order reversed)
+    centres_a = sorted(f["box"][0] + f["box"][2] / 2 for f in faces_a)
+    centres_b = sorted(width - (f["box"][0] + f["box"][2] / 2) for f in faces_b)
+    assert len(centres_a) == len(centres_b) == 4
+    np.testing.assert_allclose(centres_a, centres_b, atol=6)
+
+
+def test_smoothing_averages_per_track(default_recognizer):
+    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    from PIL import ImageDraw
+
+    happy = Image.open(SAMPLES / "happy-baby.jpeg").convert("RGB")
+    # the same face with its lower half (the smile) covered: same place, other probabilities
+    x, y, w, h = default_recognizer.predict(happy)[0]["box"]
+    sad = happy.copy()
+    ImageDraw.Draw(sad).rectangle([x, y + h // 2, x + w, y + h], fill=(128, 128, 128))
+    raw = LiveFaceAnalyzer(default_recognizer, detect_every=1, max_side=480, bars=False)
+    smooth = LiveFaceAnalyzer(default_recognizer, detect_every=1, max_side=480, smoothing=0.5, bars=False)
+    p_happy = np.array(list(raw.process(happy)[1][0]["emotions"].values()))
+    raw.reset()
+    p_sad_raw = np.array(list(raw.process(sad)[1][0]["emotions"].values()))
+    smooth.process(happy)
+    faces = smooth.process(sad)[1]
+    assert faces[0]["track_id"] == 1  # the same face continues the track
+    assert np.abs(p_happy - p_sad_raw).max() > 0.3  # the frames really differ
+    np.testing.assert_allclose(list(faces[0]["emotions"].values()), 0.5 * p_happy + 0.5 * p_sad_raw, atol=2e-3)
+
+
+def test_bars_drawn_and_arguments_checked(default_recognizer, group):
+    faces = default_recognizer.predict(group)
+    canvas = group.copy()
+    draw_probability_bars(canvas, faces)
+    assert np.abs(np.asarray(canvas, np.int16) - np.asarray(group, np.int16)).sum() > 0
+    assert draw_probability_bars(group.copy(), []).tobytes() == group.tobytes()
+    with pytest.raises(ValueError, match="detect_every"):
+        LiveFaceAnalyzer(default_recognizer, detect_every=0)
+    with pytest.raises(ValueError, match="smoothing"):
+        LiveFaceAnalyzer(default_recognizer, smoothing=1.0)
+
+
+def test_measure_live_path(default_recognizer):
+    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    frame = Image.open(SAMPLES / "surprised.jpeg").convert("RGB").resize((640, 427))
+    result = measure_live_path(default_recognizer, frame, frames=3, detect_every=1, warmup=1)
+    assert result["faces"] == 1 and result["ms_per_frame"] > 0 and result["ms_p95"] >= result["ms_per_frame"] * 0.5
