@@ -5,6 +5,7 @@
 
 import functools
 import os
+import time
 
 import gradio as gr
 
@@ -72,7 +73,14 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
 
     with gr.Tab("Webcam"):
         gr.Markdown("Live stream: frames are downscaled and processed one at a time, so a 2-core CPU keeps up "
-                    "(slow frames are skipped, not queued).")
+                    "(slow frames are skipped, not queued). Faces are detected every N frames and followed (#track "
+                    "id) in between; each face is classified on every frame.")
+        with gr.Row():
+            webcam_mirror = gr.Checkbox(True, label="Mirror", elem_id="webcam-mirror")
+            webcam_detect_every = gr.Slider(1, 10, value=3, step=1, label="Detect faces every N frames",
+                                            elem_id="webcam-detect-every")
+            webcam_interval = gr.Slider(0, 2, value=0, step=0.1, label="Processing interval (s, 0 = as fast as possible)",
+                                        elem_id="webcam-interval")
         with gr.Row():
             webcam_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
             webcam_out = gr.Image(label="Annotated stream", format="jpeg")
@@ -124,8 +132,17 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
     # stream default ("multiple"): with "always_last" (or "once") Gradio's frontend defers (skips) every
     # frame after the first while the stream's submission is open, so only one frame is ever processed.
     # `concurrency_limit=1`: one stream at a time on a 2-core CPU; `time_limit` ends it after 10 minutes.
-    webcam_in.stream(shown_to_user(analyze_frame), [webcam_in, model, detector, min_face_size, webcam_state],
-                     [webcam_out, webcam_status, webcam_state], stream_every=0.2, concurrency_limit=1,
+    @shown_to_user
+    def _frame(frame, model, detector, min_face_size, state, mirror, detect_every, interval):
+        # frames closer than the processing interval to the last processed one are skipped (no update sent)
+        stamps = (state or {}).get("stamps") or [0.0]
+        if frame is not None and interval and time.time() - stamps[-1] < float(interval):
+            return gr.skip(), gr.skip(), state
+        return analyze_frame(frame, model, detector, min_face_size, state, mirror=mirror, detect_every=detect_every)
+
+    webcam_in.stream(_frame, [webcam_in, model, detector, min_face_size, webcam_state, webcam_mirror,
+                              webcam_detect_every, webcam_interval],
+                     [webcam_out, webcam_status, webcam_state], stream_every=0.1, concurrency_limit=1,
                      time_limit=600, show_progress="hidden", api_name="analyze_frame")
 
     @shown_to_user

@@ -8,6 +8,8 @@ import os
 import tempfile
 import threading
 import time
+import uuid
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,11 +34,39 @@ def _load(model: str) -> FaceExpressionRecognizer:
 
 
 def get_recognizer(model: str = DEFAULT_MODEL_NAME, detector: str = "mtcnn", min_face_size: int = 20):
-    """A cached recognizer for ``model`` (released name, local path or Hub id) set to ``detector`` and
-    ``min_face_size`` (pixels). Raises OSError if the model cannot be loaded."""
-    recognizer = _load(str(model or DEFAULT_MODEL_NAME).strip())
-    recognizer.set_options(detector=detector, min_face_size=int(min_face_size))
-    return recognizer
+    """A cached recognizer for ``model`` (released name, local path or Hub id), shared by every request.
+    ``detector`` / ``min_face_size`` are checked here but applied only by `using`, under the lock, so that
+    concurrent requests never see each other's settings. Raises OSError if the model cannot be loaded,
+    ValueError for an unknown detector or a minimum face size below 1 pixel."""
+    from .detection import DETECTORS
+
+    if detector not in DETECTORS:
+        raise ValueError(f"Unknown detector {detector!r}; choose one of {DETECTORS}")
+    if int(min_face_size) < 1:
+        raise ValueError(f"Minimum face size must be at least 1 pixel, got {min_face_size}")
+    return _load(str(model or DEFAULT_MODEL_NAME).strip())
+
+
+class using:
+    """``with using(recognizer, detector, min_face_size):`` hold the app's lock (one recognition at a time:
+    the recognizer and its detectors are shared) and set this request's detector and minimum face size
+    (pixels) on entry, so that a concurrent request's settings can never apply to this one."""
+
+    def __init__(self, recognizer, detector: str = "mtcnn", min_face_size: int = 20):
+        self.recognizer, self.detector, self.min_face_size = recognizer, detector, int(min_face_size)
+
+    def __enter__(self):
+        _lock.acquire()
+        try:
+            self.recognizer.set_options(detector=self.detector, min_face_size=self.min_face_size)
+        except BaseException:
+            _lock.release()
+            raise
+        return self.recognizer
+
+    def __exit__(self, *exc):
+        _lock.release()
+        return False
 
 
 def faces_table(faces: list, labels: list):
@@ -73,7 +103,7 @@ def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
         raise ValueError("Upload or paste an image first.")
     recognizer = get_recognizer(model, detector, min_face_size)
     image = load_image(image)
-    with _lock:
+    with using(recognizer, detector, min_face_size):
         faces = recognizer.predict(image)
     annotated = recognizer.annotate(image, faces)
     output_dir = Path(output_dir or tempfile.mkdtemp(prefix="fer_hf_"))
@@ -89,7 +119,7 @@ def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
     if explain and faces:
         from .explain import explain_faces
 
-        with _lock:
+        with using(recognizer, detector, min_face_size):
             explained = explain_faces(recognizer, image)
         gallery = [(face["overlay"], f"face {face['face_index']}: {face['emotion']} {face['probability']:.2f}")
                    for face in explained]
@@ -97,32 +127,56 @@ def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
             gallery)
 
 
-def analyze_frame(frame, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, state=None):
-    """Webcam tab: one RGB frame (H, W, 3) uint8 -> (annotated frame as numpy array, status text, state).
+#: Live analyzers of the open webcam streams, by the session id kept in each stream's state (newest last).
+_live_sessions: "OrderedDict[str, tuple]" = OrderedDict()
+MAX_LIVE_SESSIONS = 8
 
-    The frame is downscaled to ``WEBCAM_MAX_SIDE`` pixels before detection; ``state`` carries the
-    number of frames processed (``"frames"``) and the timestamps of the last 10 (``"stamps"``), from which
-    the status reports the achieved processing rate: frames processed per second, not frames sent by the
-    browser (those that arrive while a frame is being processed are dropped by Gradio's stream, not queued)."""
+
+def _live_analyzer(state: dict, recognizer, settings: tuple):
+    """The `LiveFaceAnalyzer` of this stream (made anew when its settings change); at most
+    ``MAX_LIVE_SESSIONS`` are kept, the least recently used one goes first."""
+    from .live import LiveFaceAnalyzer
+
+    session = state.setdefault("session", uuid.uuid4().hex)
+    kept = _live_sessions.get(session)
+    if kept is None or kept[0] != settings:
+        _, _, _, mirror, detect_every = settings
+        kept = (settings, LiveFaceAnalyzer(recognizer, detect_every=detect_every, max_side=WEBCAM_MAX_SIDE,
+                                           mirror=mirror))
+        _live_sessions[session] = kept
+    _live_sessions.move_to_end(session)
+    while len(_live_sessions) > MAX_LIVE_SESSIONS:
+        _live_sessions.popitem(last=False)
+    return kept[1]
+
+
+def analyze_frame(frame, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, state=None, mirror=False,
+                  detect_every=1):
+    """Webcam tab: one RGB frame (H, W, 3) uint8 -> (annotated frame (H', W', 3) uint8 array, status text, state).
+
+    The frame is mirrored if ``mirror`` and downscaled to ``WEBCAM_MAX_SIDE`` pixels; faces are detected on
+    every ``detect_every``-th frame and carried (with their track ids) in between, each face classified on
+    every frame and drawn with its probability bars (`fer_hf.live.LiveFaceAnalyzer`, one per stream).
+    ``state`` carries the stream's session id, the number of frames processed (``"frames"``) and the
+    timestamps of the last 10 (``"stamps"``), from which the status reports the achieved processing rate:
+    frames processed per second, not frames sent by the browser (those that arrive while a frame is being
+    processed are dropped by Gradio's stream, not queued)."""
     state = dict(state or {})
     if frame is None:
         return None, "Waiting for the webcam…", state
     recognizer = get_recognizer(model, detector, min_face_size)
-    image = load_image(frame).convert("RGB")
-    scale = WEBCAM_MAX_SIDE / max(image.size)
-    if scale < 1:
-        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    settings = (str(model), detector, int(min_face_size), bool(mirror), max(1, int(detect_every)))
     started = time.time()
-    with _lock:
-        faces = recognizer.predict(image)
-    annotated = np.asarray(recognizer.annotate(image, faces))
+    with using(recognizer, detector, min_face_size):
+        annotated, faces = _live_analyzer(state, recognizer, settings).process(frame)
     stamps = (state.get("stamps", []) + [time.time()])[-10:]
     state["stamps"] = stamps
     state["frames"] = state.get("frames", 0) + 1
     fps = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 and stamps[-1] > stamps[0] else 0.0
     text = (f"{fps:.1f} frames/s achieved · frames processed: {state['frames']} · "
             f"{1000 * (time.time() - started):.0f} ms per frame · "
-            f"{len(faces)} face(s): " + (", ".join(f"{f['top_emotion']} {f['top_score']:.0%}" for f in faces) or "—"))
+            f"{len(faces)} face(s): " + (", ".join(f"#{f['track_id']} {f['top_emotion']} {f['top_score']:.0%}"
+                                                  for f in faces) or "—"))
     return annotated, text, state
 
 
@@ -153,7 +207,7 @@ def analyze_batch(files, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
             progress(index / len(paths), desc=f"{index + 1}/{len(paths)}: {name}")
         try:
             image = load_image(path)
-            with _lock:
+            with using(recognizer, detector, min_face_size):
                 faces = recognizer.predict(image)
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the batch
             n_errors += 1
@@ -256,7 +310,7 @@ def analyze_video_upload(video_path, model=DEFAULT_MODEL_NAME, detector="mtcnn",
     emotion-over-time PNG path, Markdown summary).
 
     ``sample_fps``: frames analysed per second of video (None or 0: every frame). Frames are downscaled to
-    ``VIDEO_MAX_SIDE`` pixels; the recognizer is shared, so each frame's prediction holds ``_lock``.
+    ``VIDEO_MAX_SIDE`` pixels; the recognizer is shared, so each frame's prediction holds the lock (`using`).
     ``progress``: optional ``progress(fraction, desc=...)`` (e.g. `gradio.Progress`). Raises ValueError for
     a missing, unreadable or too large video (`check_video_upload`), OSError for a model that cannot be loaded."""
     from .video import analyze_video
@@ -270,7 +324,7 @@ def analyze_video_upload(video_path, model=DEFAULT_MODEL_NAME, detector="mtcnn",
     result = analyze_video(video_path, recognizer, sample_fps=sample_fps,
                            output_video=output_dir / f"{stem}_annotated.mp4",
                            max_duration_s=video_limits()["max_seconds"], progress=progress or False,
-                           max_side=VIDEO_MAX_SIDE, lock=_lock)
+                           max_side=VIDEO_MAX_SIDE, lock=using(recognizer, detector, min_face_size))
     csv_path = result.to_csv(output_dir / f"{stem}_timeline.csv")
     json_path = result.to_json(output_dir / f"{stem}_timeline.json")
     plot_path = result.plot(output_dir / f"{stem}_emotions.png")

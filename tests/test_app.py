@@ -81,7 +81,45 @@ def test_webcam_frames_report_fps():
     assert annotated.ndim == 3 and max(annotated.shape[:2]) == 480
     assert "frames/s achieved" in text and "1 face(s)" in text and len(state["stamps"]) == 3
     assert "frames processed: 3" in text and state["frames"] == 3
+    assert "#1 " in text  # the face keeps track id 1 across frames
     assert analyze_frame(None)[0] is None
+
+
+def test_webcam_detects_every_n_frames_and_mirrors():
+    from fer_hf import app_functions
+
+    photo = Image.open(SAMPLES / "group.jpeg").convert("RGB")
+    frame = np.asarray(photo)
+    state = {}
+    outputs = [analyze_frame(frame, state=state, detect_every=2, mirror=True) for _ in range(1)]
+    state = outputs[-1][2]
+    for _ in range(3):
+        outputs.append(analyze_frame(frame, state=state, detect_every=2, mirror=True))
+        state = outputs[-1][2]
+    analyzer = app_functions._live_sessions[state["session"]][1]
+    assert analyzer.frames == 4 and analyzer.detect_every == 2 and analyzer.mirror
+    # the same faces (4 tracks) on every frame, detected on frames 0 and 2 only
+    assert all(text.count("#") == 4 for _, text, _ in outputs), [t for _, t, _ in outputs]
+    plain = analyze_frame(frame, state={})[0]
+    np.testing.assert_array_equal(outputs[0][0][:, ::-1].shape, plain.shape)
+    assert np.abs(outputs[0][0][:, ::-1].astype(int) - plain.astype(int)).mean() < 40  # mirrored, same content
+    # changing a setting gives the stream a fresh analyzer
+    analyze_frame(frame, state=state, detect_every=1, mirror=True)
+    assert app_functions._live_sessions[state["session"]][1].detect_every == 1
+
+
+def test_concurrent_requests_keep_their_own_detector():
+    """Two visitors with different detectors at the same time: each result is the one its own settings give."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photo = SAMPLES / "group.jpeg"
+    expected = {det: analyze_image(photo, detector=det, min_face_size=size)[5]
+                for det, size in (("mtcnn", 20), ("haar", 60))}
+    assert expected["mtcnn"] != expected["haar"]
+    jobs = [("mtcnn", 20), ("haar", 60)] * 4
+    with ThreadPoolExecutor(4) as pool:
+        summaries = list(pool.map(lambda job: analyze_image(photo, detector=job[0], min_face_size=job[1])[5], jobs))
+    assert summaries == [expected[det] for det, _ in jobs]
 
 
 def write_moving_face_y4m(path, face=SAMPLES / "happy-baby.jpeg", size=(640, 480), fps=15, seconds=3,
@@ -260,7 +298,7 @@ def test_webcam_stream_in_headless_chromium(server, tmp_path):
             counts = [frames for frames, _ in reads]
             assert all(b > a for a, b in pairwise(counts)), reads
             assert len(counts) - 1 >= 3 and reads[-1][1] > 0, reads
-            assert " face(s): " in readout.inner_text()
+            assert " face(s): #" in readout.inner_text()  # the moving face is followed with a track id
             # the annotated stream is shown next to the webcam, as served files
             assert page.locator("img[src*='/gradio_api/file=']").count() >= 1
         except BaseException:
