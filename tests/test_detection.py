@@ -1,6 +1,7 @@
 """BlazeFace (MediaPipe face detection run with OpenCV), crop adjustment and eye alignment, on real photos."""
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
@@ -260,7 +261,7 @@ def rolled_eye_angle(detector, crop):
     return eye_roll(points[best][list(detector.eye_indices)])
 
 
-@pytest.mark.parametrize("detector", [pytest.param("blazeface", marks=needs_blazeface), "mtcnn"])
+@pytest.mark.parametrize("detector", ["blazeface", "mtcnn"])
 def test_alignment_levels_the_eyes_of_a_rotated_face(detector, default_recognizer):
     recognizer = FaceExpressionRecognizer(default_recognizer.model, default_recognizer.image_processor,
                                           detector=detector, align=True)
