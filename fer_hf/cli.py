@@ -4,6 +4,9 @@ Subcommands:
     ensemble   build a released ensemble from trained fer_hf models, member weights fitted on PublicTest
     evaluate   the evaluation report of a trained model on a dataset split (metrics.json + plots)
     train-classical   the classical baseline (Haar, LBP + Gabor, SVM; fer_hf.classical) with the evaluation protocols
+    export-onnx   ONNX export (dynamic batch axis, optional int8) of a fer_hf model (fer_hf.onnx_export)
+    predict    expressions of every face in images, folders and videos -> CSV / JSON / JSONL (fer_hf.predict;
+               data parallel under ``accelerate launch -m fer_hf predict``)
 """
 
 from __future__ import annotations
@@ -82,6 +85,30 @@ def _train_classical(args) -> int:
                                                  "macro_f1_std", "pooled_accuracy")}
     summary["timings"] = results["timings"]
     print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _predict(args) -> int:
+    from .predict import main_predict
+
+    return main_predict(args)
+
+
+def _export_onnx(args) -> int:
+    from .onnx_export import OnnxImageClassifier, export_onnx
+
+    try:
+        path = export_onnx(args.model, args.output, opset=args.opset, quantize=args.quantize,
+                           calibration_data=args.calibration_data, calibration_samples=args.calibration_samples,
+                           exporter=args.exporter)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        print(f"fer-hf export-onnx: error: {error}", file=sys.stderr)
+        return 2
+    classifier = OnnxImageClassifier(path)
+    print(json.dumps({"output": str(path), "size_bytes": path.stat().st_size, "opset": args.opset,
+                      "exporter": classifier.exporter, "quantization": classifier.quantization,
+                      "input": {"name": "pixel_values", "shape": ["batch", *classifier.input_shape[1:]]},
+                      "id2label": {str(k): v for k, v in classifier.config.id2label.items()}}, indent=1))
     return 0
 
 
@@ -171,6 +198,42 @@ def build_parser() -> argparse.ArgumentParser:
     classical.add_argument("--seed", type=int, default=0)
     classical.add_argument("--model_name", default=None, help="Name in the model card (default: output folder name).")
     classical.set_defaults(handler=_train_classical)
+
+    from .onnx_export import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, EXPORTERS, QUANTIZE_MODES
+
+    export = commands.add_parser(
+        "export-onnx", help="Export a fer_hf model to ONNX (dynamic batch axis; optional int8 quantisation).",
+        description="One self-contained .onnx file: input pixel_values (batch, C, H, W) float32, normalized as "
+                    "the model's image processor does; output logits (batch, num_labels). The model config "
+                    "(id2label) and image processor config are embedded in its metadata and written beside it "
+                    "(config.json, preprocessor_config.json). Load it with fer_hf.onnx_export.OnnxImageClassifier "
+                    "or FaceExpressionRecognizer.from_pretrained(OUT.onnx, backend='onnx').")
+    export.add_argument("model", help="A fer_hf model folder, released model name (model_cards/) or Hub id.")
+    export.add_argument("output", help="The .onnx file to write.")
+    export.add_argument("--quantize", default=None, choices=QUANTIZE_MODES,
+                        help="int8: static QDQ int8, calibrated on real faces (--calibration_data; the faster one); "
+                             "int8-dynamic: dynamic int8, no calibration data (slow for convolutions).")
+    export.add_argument("--opset", type=int, default=DEFAULT_OPSET, help=f"ONNX opset (default {DEFAULT_OPSET}).")
+    export.add_argument("--calibration_data", default=None,
+                        help="For --quantize int8: FER2013 (zip / csv / Hub id); a random subset of its training "
+                             "faces calibrates the activation ranges.")
+    export.add_argument("--calibration_samples", type=int, default=DEFAULT_CALIBRATION_SAMPLES,
+                        help=f"Calibration faces (default {DEFAULT_CALIBRATION_SAMPLES}).")
+    export.add_argument("--exporter", default="auto", choices=EXPORTERS,
+                        help="auto (default): torch.onnx dynamo exporter, TorchScript exporter if that fails.")
+    export.set_defaults(handler=_export_onnx)
+
+    from .predict import add_predict_arguments
+
+    predict = commands.add_parser(
+        "predict", help="Expressions of every face in images, folders and videos, into one CSV / JSON / JSONL.",
+        description="One row per face (the app's Batch columns; time_s, frame_index, track_id for videos); a file "
+                    "without a face is one 'no face' row, an unreadable file one error row. Progress bar and a "
+                    "summary at the end. Data parallel: accelerate launch -m fer_hf predict ... (each process "
+                    "takes its share of the sorted files; one merged output, the same rows as one process). "
+                    "Killed runs continue with --resume.")
+    add_predict_arguments(predict)
+    predict.set_defaults(handler=_predict)
     return parser
 
 

