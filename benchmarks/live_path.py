@@ -1,0 +1,159 @@
+#!/usr/bin/env python
+"""Live-path and photo latency of fer_hf on this machine; writes benchmarks/LIVE_PATH.md and live_path.json.
+
+    python benchmarks/live_path.py [--model fer-vgg-fer2013] [--frames 100] [--note "..."]
+
+Measures (median / mean over repeats after warm-up, wall-clock on this CPU):
+1. The live path: one 640x480 frame with one face (a real sample photo letterboxed into 640x480) through
+   `fer_hf.live.LiveFaceAnalyzer.process` (detect, crop + align, classify, annotate with probability bars),
+   detection on every frame and on every 3rd frame (the app's default), per detector, torch intra-op
+   threads 1 and 2, classifier backend torch and onnx.
+2. A 1280x853 photo with 4 faces (samples/group.jpeg): `FaceExpressionRecognizer.predict` per detector,
+   threads and backend; faces found.
+3. The Image tab: `analyze_image` on group.jpeg (recognition + annotation + PNG + JSON), and the same
+   request end to end through the running Gradio app (`gradio_client`, loopback: request to result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from fer_hf import FaceExpressionRecognizer  # noqa: E402
+from fer_hf.live import measure_live_path  # noqa: E402
+
+DETECTORS = ("blazeface-short", "blazeface-full", "mtcnn")
+
+
+def letterboxed_frame(photo: Path, size=(640, 480)) -> Image.Image:
+    image = Image.open(photo).convert("RGB")
+    scale = min(size[0] / image.width, size[1] / image.height)
+    image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+    frame = Image.new("RGB", size, (90, 90, 90))
+    frame.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))
+    return frame
+
+
+def timed(fn, repeats: int, warmup: int = 2) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95))}
+
+
+def image_tab_end_to_end(photo: Path, repeats: int) -> dict:
+    """Launch app.py's demo on a free loopback port and time `analyze_image` requests with gradio_client."""
+    from gradio_client import Client, handle_file
+
+    sys.path.insert(0, str(REPO))
+    import app  # noqa: PLC0415
+
+    app.demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(app.demo.local_url, verbose=False)
+        call = lambda: client.predict(handle_file(str(photo)), "fer-vgg-fer2013", "mtcnn", 20, False,  # noqa: E731
+                                      api_name="/analyze_image")
+        return timed(call, repeats, warmup=1)
+    finally:
+        app.demo.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="Released name or folder (default: the default model).")
+    parser.add_argument("--samples", default=str(REPO.parent / "shared" / "data" / "samples"))
+    parser.add_argument("--frames", type=int, default=100, help="Frames timed per live-path setting.")
+    parser.add_argument("--repeats", type=int, default=20, help="Repeats per photo setting.")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
+    parser.add_argument("--note", default="", help="Free text written into the results (e.g. machine load).")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "live_path.json"))
+    args = parser.parse_args()
+    samples = Path(args.samples)
+    frame = letterboxed_frame(samples / "surprised.jpeg")
+    group = Image.open(samples / "group.jpeg").convert("RGB")
+    results = {"live": [], "group_photo": [], "image_tab": {}}
+    started = time.time()
+    for backend in args.backends:
+        recognizer = FaceExpressionRecognizer.from_pretrained(args.model, backend=backend)
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            if backend == "onnx":
+                recognizer = FaceExpressionRecognizer.from_pretrained(args.model, backend="onnx", onnx_threads=threads)
+            for detector in DETECTORS:
+                recognizer.set_options(detector=detector)
+                for every in (1, 3):
+                    r = measure_live_path(recognizer, frame, frames=args.frames, detect_every=every)
+                    row = {"backend": backend, "threads": threads, "detector": detector, "detect_every": every, **r}
+                    results["live"].append(row)
+                    print("live", row, flush=True)
+                faces = recognizer.predict(group)
+                r = timed(lambda: recognizer.predict(group), args.repeats)
+                row = {"backend": backend, "threads": threads, "detector": detector, "faces": len(faces), **r}
+                results["group_photo"].append(row)
+                print("group", row, flush=True)
+    torch.set_num_threads(max(args.threads))
+    from fer_hf.app_functions import analyze_image
+
+    analyze_image(samples / "group.jpeg")
+    results["image_tab"]["analyze_image_function"] = timed(lambda: analyze_image(samples / "group.jpeg"), args.repeats)
+    results["image_tab"]["gradio_request_end_to_end"] = image_tab_end_to_end(samples / "group.jpeg", args.repeats)
+    print("image tab", results["image_tab"], flush=True)
+    load = os.getloadavg()
+    meta = {"command": "python benchmarks/live_path.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "note": args.note,
+            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
+                        "load_average_at_end": [round(x, 2) for x in load]},
+            "run_time_s": round(time.time() - started, 1)}
+    results = {**meta, **results}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(results, indent=1))
+    write_markdown(results, Path(args.output).with_name("LIVE_PATH.md"))
+
+
+def write_markdown(results: dict, path: Path) -> None:
+    lines = ["# Live path and photo latency", "",
+             f"Command: `{results['command']}`  ", f"Date: {results['date']}  ",
+             f"Machine: {json.dumps(results['machine'])}  ", f"Note: {results['note'] or '-'}  ",
+             f"Run time: {results['run_time_s']} s", "",
+             "## 1. Live path: one 640x480 frame with one face (detect, crop + align, classify, annotate + bars)", "",
+             "| backend | threads | detector | detect every | ms per frame (mean) | p95 ms | frames/s |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results["live"]:
+        lines.append(f"| {r['backend']} | {r['threads']} | {r['detector']} | {r['detect_every']} | "
+                     f"{r['ms_per_frame']:.1f} | {r['ms_p95']:.1f} | {r['frames_per_second']:.1f} |")
+    lines += ["", "## 2. group.jpeg (1280x853, 4 findable faces): `recognizer.predict`", "",
+              "| backend | threads | detector | faces found | median ms | p95 ms |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in results["group_photo"]:
+        lines.append(f"| {r['backend']} | {r['threads']} | {r['detector']} | {r['faces']} | {r['median_ms']:.1f} | "
+                     f"{r['p95_ms']:.1f} |")
+    tab = results["image_tab"]
+    lines += ["", "## 3. Image tab on group.jpeg (MTCNN, torch)", "",
+              "| measure | median ms | p95 ms |", "| --- | --- | --- |",
+              f"| `analyze_image` (recognition, annotation, PNG, JSON) | {tab['analyze_image_function']['median_ms']:.1f} | "
+              f"{tab['analyze_image_function']['p95_ms']:.1f} |",
+              f"| request to result through the running app (`gradio_client`, loopback) | "
+              f"{tab['gradio_request_end_to_end']['median_ms']:.1f} | {tab['gradio_request_end_to_end']['p95_ms']:.1f} |", ""]
+    path.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
