@@ -15,6 +15,7 @@ from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, b
 from fer_hf.app_functions import analyze_video_upload, video_limits
 from fer_hf.detection import available_detectors
 from fer_hf.recognizer import DEFAULT_MODEL_NAME
+from fer_hf.uploads import gradio_max_file_size, upload_limits
 from fer_hf.video import timeline_headers
 
 
@@ -54,7 +55,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
     with gr.Tab("Image"):
         with gr.Row():
             image_in = gr.Image(type="pil", sources=["upload", "clipboard"], label="Photo", image_mode=None)
-            image_out = gr.Image(type="pil", label="Annotated", format="png")
+            image_out = gr.Image(type="filepath", label="Annotated", format="png")
         image_explain = gr.Checkbox(False, label="Explain with Grad-CAM", elem_id="image-explain",
                                     info="Where in each face the evidence for its top emotion lies (slower)")
         image_button = gr.Button("Find expressions", variant="primary")
@@ -88,12 +89,20 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         webcam_state = gr.State({})
 
     with gr.Tab("Batch"):
-        batch_files = gr.File(file_count="multiple", file_types=["image"], label="Images")
+        _upload = upload_limits()
+        gr.Markdown(f"Images and zip files of images: up to {_upload['max_batch_files']:.0f} images per batch, "
+                    f"{_upload['max_image_mb']:g} MB and {_upload['max_image_pixels'] / 1e6:.0f} megapixels each; "
+                    f"zip files up to {_upload['max_zip_mb']:g} MB, {_upload['max_zip_entries']:.0f} entries and "
+                    f"{_upload['max_zip_uncompressed_mb']:g} MB uncompressed (extracted into a temporary folder "
+                    "that is removed after the batch; unsafe or non-image entries are skipped and listed).")
+        batch_files = gr.File(file_count="multiple", file_types=["image", ".zip"], label="Images or zip files",
+                              elem_id="batch-files")
         batch_button = gr.Button("Process all", variant="primary")
-        batch_summary = gr.Markdown()
+        batch_summary = gr.Markdown(elem_id="batch-summary")
         batch_gallery = gr.Gallery(label="Annotated", columns=4, height="auto")
         batch_csv = gr.File(label="Results CSV")
-        batch_table = gr.Dataframe(headers=batch_headers(FER2013_LABELS), label="Results", interactive=False)
+        batch_table = gr.Dataframe(headers=batch_headers(FER2013_LABELS), label="Results", interactive=False,
+                                   elem_id="batch-table")
 
     with gr.Tab("Video"):
         _limits = video_limits()
@@ -121,7 +130,10 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
 
     @shown_to_user
     def _image(image, model, detector, min_face_size, explain=False):
-        return analyze_image(image, model, detector, min_face_size, explain=explain)
+        outputs = analyze_image(image, model, detector, min_face_size, explain=explain)
+        # show the annotated PNG already written for download (a file path), so Gradio does not encode
+        # the image a second time
+        return (outputs[3], *outputs[1:])
 
     image_button.click(_image, [image_in, model, detector, min_face_size, image_explain],
                        [image_out, image_table, image_chart, png_file, json_file, image_summary, image_gradcam],
@@ -162,4 +174,6 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
 
 if __name__ == "__main__":
     demo.queue().launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                        server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+                        server_port=int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+                        # Gradio refuses larger uploads (HTTP 413) before writing them; bytes, FER_HF_MAX_UPLOAD_MB
+                        max_file_size=gradio_max_file_size())

@@ -135,20 +135,65 @@ def build_model(model_type: str, preset: Optional[str] = None, overrides: Option
     return TRAINABLE_MODEL_TYPES[model_type][1](config)
 
 
+#: Weight files that are pickles (``torch.save``): loading one can run any code it names.
+PICKLE_WEIGHT_SUFFIXES = (".bin", ".pth", ".pt", ".ckpt", ".pkl", ".pickle")
+SAFETENSORS_ONLY = (
+    "fer_hf loads weights from safetensors only; a .bin/.pth file is a pickle that can run code when loaded. "
+    "Convert it with safetensors where you trust the file, e.g. `import torch; from safetensors.torch import "
+    "save_file; save_file(torch.load('pytorch_model.bin', weights_only=True), 'model.safetensors')` (or "
+    "`AutoModelForImageClassification.from_pretrained(folder).save_pretrained(folder)`, which writes "
+    "model.safetensors), or with the Hub's https://huggingface.co/spaces/safetensors/convert")
+
+
+def _pickle_weights(name_or_path) -> list:
+    """Names of the pickle weight files of a folder / Hub repo that has no ``*.safetensors`` file
+    (``[]`` if it has safetensors or no pickle; a Hub repo is listed without downloading anything, and
+    not at all offline)."""
+    from pathlib import Path
+
+    folder = Path(str(name_or_path))
+    if folder.is_dir():
+        names = [p.name for p in folder.iterdir() if p.is_file()]
+    else:
+        try:
+            from huggingface_hub import list_repo_files
+
+            names = list_repo_files(str(name_or_path))
+        except Exception:  # noqa: BLE001 - offline, private or missing: transformers reports it
+            return []
+    if any(n.endswith((".safetensors", ".safetensors.index.json")) for n in names):
+        return []
+    return sorted(n for n in names if n.lower().endswith(PICKLE_WEIGHT_SUFFIXES))
+
+
 def load_fer_model(name_or_path, **kwargs):
     """Load a trained fer_hf model (folder or Hub id) safely: fer_hf model types only, weights from
-    safetensors only, never the folder's own code (``trust_remote_code`` stays off).
+    safetensors only (never unpickled: a folder with only ``pytorch_model.bin`` / ``model.pth`` is refused
+    before any weight file is opened), never the folder's own code (``trust_remote_code`` stays off).
 
     Raises:
         ValueError: for a model that is not a fer_hf model type (its code would have to be trusted).
-        OSError: for a missing folder / unreachable Hub id, or a folder without ``model.safetensors``.
+        OSError: for a missing folder / unreachable Hub id, or a folder without ``model.safetensors``; for
+            one with only pickle weights (.bin / .pth / .pt / .ckpt) the message explains why and how to
+            convert them (`SAFETENSORS_ONLY`).
     """
     config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=False) if _is_fer_config(name_or_path) else None
     if config is None or config.model_type not in FER_MODEL_TYPES:
         raise ValueError(f"{name_or_path} is not a fer_hf model (model types {sorted(FER_MODEL_TYPES)}); "
                          "fer_hf does not run other repositories' code")
-    return AutoModelForImageClassification.from_pretrained(name_or_path, use_safetensors=True,
-                                                           trust_remote_code=False, **kwargs)
+    from pathlib import Path
+
+    local = Path(str(name_or_path)).is_dir()
+    pickles = _pickle_weights(name_or_path) if local else []  # a folder: refused before any weight file is opened
+    if not pickles:
+        try:  # use_safetensors=True: transformers never opens (or downloads) a .bin either
+            return AutoModelForImageClassification.from_pretrained(name_or_path, use_safetensors=True,
+                                                                   trust_remote_code=False, **kwargs)
+        except OSError:
+            pickles = [] if local else _pickle_weights(name_or_path)  # a Hub repo: explain why
+            if not pickles:
+                raise
+    raise OSError(f"{name_or_path} has no model.safetensors, only {', '.join(pickles)}. {SAFETENSORS_ONLY}.")
 
 
 def _is_fer_config(name_or_path) -> bool:
@@ -165,6 +210,6 @@ def _is_fer_config(name_or_path) -> bool:
     return json.loads(Path(path).read_text()).get("model_type") in FER_MODEL_TYPES
 
 
-__all__ = ["FER2013_LABELS", "FER_MODEL_PRESETS", "FER_MODEL_TYPES", "MODEL_FAMILIES", "TRAINABLE_MODEL_TYPES",
-           "build_config", "load_fer_model",
+__all__ = ["FER2013_LABELS", "FER_MODEL_PRESETS", "FER_MODEL_TYPES", "MODEL_FAMILIES", "PICKLE_WEIGHT_SUFFIXES",
+           "SAFETENSORS_ONLY", "TRAINABLE_MODEL_TYPES", "build_config", "load_fer_model",
            "build_model", "parse_config_overrides"]
