@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .recognizer import DEFAULT_MODEL_NAME, FaceExpressionRecognizer, available_models, load_image
@@ -121,6 +122,9 @@ def analyze_image(image, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_si
     labels = list(recognizer.id2label.values())
     summary = (f"{len(faces)} face(s) found with {detector}: " + ", ".join(f["top_emotion"] for f in faces)
                if faces else f"No face found (detector {detector}, minimum face size {min_face_size} px).")
+    if faces and getattr(recognizer.model.config, "model_type", None) == "fer_ensemble":
+        with using(recognizer, detector, min_face_size):
+            summary += "\n\n" + ensemble_members_markdown(recognizer, image)
     gallery = []
     if explain and faces:
         from .explain import explain_faces
@@ -154,6 +158,43 @@ def _live_analyzer(state: dict, recognizer, settings: tuple):
     while len(_live_sessions) > MAX_LIVE_SESSIONS:
         _live_sessions.popitem(last=False)
     return kept[1]
+
+
+@torch.no_grad()
+def ensemble_member_predictions(recognizer, image) -> list:
+    """For a recognizer whose model is a ``fer_ensemble``: per face (`predict`'s order), ``{"ensemble": (top
+    emotion, probability), <member name>: (its own top emotion, probability), ...}``. Raises ValueError for
+    another model type."""
+    model = recognizer.model
+    if getattr(model.config, "model_type", None) != "fer_ensemble":
+        raise ValueError("ensemble_member_predictions needs a fer_ensemble model")
+    _, _, crops = recognizer.crop_faces(image)
+    if not crops:
+        return []
+    pixel_values = recognizer.image_processor(crops, return_tensors="pt")["pixel_values"].to(recognizer.device)
+    output = model(pixel_values=pixel_values, output_member_logits=True)
+    names = [member["name"] for member in model.config.members]
+    rows = []
+    for i in range(len(crops)):
+        probabilities = [output.logits[i].float().softmax(-1)] + [m.softmax(-1) for m in output.member_logits[i]]
+        row = {}
+        for name, p in zip(["ensemble", *names], probabilities):
+            top = int(p.argmax())
+            row[name] = (recognizer.id2label[top], float(p[top]))
+        rows.append(row)
+    return rows
+
+
+def ensemble_members_markdown(recognizer, image) -> str:
+    """A Markdown table: one row per face, the ensemble's top emotion beside each member's (with weights)."""
+    rows = ensemble_member_predictions(recognizer, image)
+    config = recognizer.model.config
+    names = [member["name"] for member in config.members]
+    header = "| face | ensemble | " + " | ".join(f"{n} (weight {w:.2f})" for n, w in zip(names, config.member_weights))
+    lines = [header + " |", "| --- " * (len(names) + 2) + "|"]
+    for i, row in enumerate(rows):
+        lines.append(f"| {i} | " + " | ".join(f"{row[k][0]} {row[k][1]:.0%}" for k in ["ensemble", *names]) + " |")
+    return "\n".join(lines)
 
 
 def analyze_frame(frame, model=DEFAULT_MODEL_NAME, detector="mtcnn", min_face_size=20, state=None, mirror=False,

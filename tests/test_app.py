@@ -307,3 +307,36 @@ def test_webcam_stream_in_headless_chromium(server, tmp_path):
             raise
         finally:
             browser.close()
+
+
+def test_ensemble_members_shown_beside_the_ensemble(tmp_path, default_recognizer):
+    """A typed ensemble folder: the Image tab's summary lists each face's ensemble prediction and every
+    member's own, and a member's column is that member's prediction alone."""
+    import copy
+
+    import torch
+
+    from fer_hf.models.ensemble import FerEnsembleForImageClassification
+
+    base = default_recognizer.model
+    other = copy.deepcopy(base)
+    with torch.no_grad():  # a second member that disagrees: its classifier favours "surprise"
+        last = [m for m in other.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.bias[5] += 20.0
+    ensemble = FerEnsembleForImageClassification.from_members(
+        [base, other], [default_recognizer.image_processor] * 2, names=["released", "surprised"],
+        member_weights=[0.7, 0.3])
+    folder = tmp_path / "ensemble"
+    ensemble.save_pretrained(folder)
+    default_recognizer.image_processor.save_pretrained(folder)
+    photo = SAMPLES / "group.jpeg"
+    summary = analyze_image(photo, model=str(folder), detector="mtcnn")[5]
+    assert "| face | ensemble | released (weight 0.70) | surprised (weight 0.30) |" in summary
+    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    alone = default_recognizer.predict(photo)
+    rows = [line for line in summary.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) == len(alone) == 4
+    for row, face in zip(rows, alone):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2] == f"{face['top_emotion']} {face['top_score']:.0%}"
+        assert cells[3].startswith("surprise")
