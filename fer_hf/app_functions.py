@@ -357,20 +357,11 @@ def video_limits() -> dict:
     (FER_HF_MAX_VIDEO_SECONDS, 600), ``max_pixels`` width x height of a frame (FER_HF_MAX_VIDEO_PIXELS,
     1920x1080 = 2073600), ``max_frames`` frames to analyse = duration x sampling rate
     (FER_HF_MAX_VIDEO_FRAMES, 3600). Raises ValueError for a value that is not a positive number."""
-    limits = {}
-    for key, variable, default in (("max_mb", "FER_HF_MAX_VIDEO_MB", 500),
-                                   ("max_seconds", "FER_HF_MAX_VIDEO_SECONDS", 600),
-                                   ("max_pixels", "FER_HF_MAX_VIDEO_PIXELS", 1920 * 1080),
-                                   ("max_frames", "FER_HF_MAX_VIDEO_FRAMES", 3600)):
-        text = os.environ.get(variable, "")
-        try:
-            value = float(text) if text.strip() else float(default)
-        except ValueError:
-            value = float("nan")
-        if not value > 0:
-            raise ValueError(f"{variable}={text!r}: expected a positive number")
-        limits[key] = value
-    return limits
+    from .uploads import positive_from_env
+
+    return {key: positive_from_env(variable, default) for key, variable, default in (
+        ("max_mb", "FER_HF_MAX_VIDEO_MB", 500), ("max_seconds", "FER_HF_MAX_VIDEO_SECONDS", 600),
+        ("max_pixels", "FER_HF_MAX_VIDEO_PIXELS", 1920 * 1080), ("max_frames", "FER_HF_MAX_VIDEO_FRAMES", 3600))}
 
 
 def check_video_upload(video_path, sample_fps=None) -> dict:

@@ -55,7 +55,9 @@ _LIMITS = (("max_image_mb", "FER_HF_MAX_IMAGE_MB", 25),
            ("max_zip_entries", "FER_HF_MAX_ZIP_ENTRIES", 1000))
 
 
-def _positive(variable: str, default: float) -> float:
+def positive_from_env(variable: str, default: float) -> float:
+    """The positive number in environment variable ``variable`` (``default`` when unset or blank).
+    Raises ValueError (naming the variable and its text) for anything else."""
     text = os.environ.get(variable, "")
     try:
         value = float(text) if text.strip() else float(default)
@@ -74,7 +76,7 @@ def upload_limits() -> dict:
     Raises:
         ValueError: for a variable that is set but is not a positive number.
     """
-    return {key: _positive(variable, default) for key, variable, default in _LIMITS}
+    return {key: positive_from_env(variable, default) for key, variable, default in _LIMITS}
 
 
 def gradio_max_file_size() -> int:
@@ -88,7 +90,7 @@ def gradio_max_file_size() -> int:
     from .app_functions import video_limits
 
     if os.environ.get("FER_HF_MAX_UPLOAD_MB", "").strip():
-        return int(_positive("FER_HF_MAX_UPLOAD_MB", 0) * MB)
+        return int(positive_from_env("FER_HF_MAX_UPLOAD_MB", 0) * MB)
     limits = upload_limits()
     return int(max(limits["max_image_mb"], limits["max_zip_mb"], video_limits()["max_mb"]) * MB)
 

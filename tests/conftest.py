@@ -1,3 +1,4 @@
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -37,3 +38,72 @@ def fer2013():
     from fer_hf.data import load_fer2013
 
     return load_fer2013(FER2013_ZIP)
+
+
+# ------------------------------------------------------------------ the app as a server, and the browser
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: the app's upload limits; `server` runs with their defaults whatever the caller's environment says
+LIMIT_VARIABLES = ("FER_HF_MAX_VIDEO_MB", "FER_HF_MAX_VIDEO_SECONDS", "FER_HF_MAX_VIDEO_PIXELS",
+                   "FER_HF_MAX_VIDEO_FRAMES", "FER_HF_MAX_IMAGE_MB", "FER_HF_MAX_IMAGE_PIXELS",
+                   "FER_HF_MAX_BATCH_FILES", "FER_HF_MAX_ZIP_MB", "FER_HF_MAX_ZIP_ENTRIES",
+                   "FER_HF_MAX_ZIP_UNCOMPRESSED_MB", "FER_HF_MAX_UPLOAD_MB")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_app(log_dir: Path, **env):
+    """app.py as a subprocess on a free loopback port, with the default upload limits plus ``env``;
+    yields its URL; the server is stopped on exit."""
+    import subprocess
+    import time
+    import urllib.request
+
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k not in LIMIT_VARIABLES}
+    environment.update(GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False", **env)
+    log = open(Path(log_dir) / "app.log", "w")
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=environment, stdout=log,
+                               stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(180):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except Exception:
+                if process.poll() is not None:
+                    raise RuntimeError(open(log.name).read()[-3000:])
+                time.sleep(1)
+        else:
+            raise RuntimeError("app.py did not start in 180 s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """The app, started once for the whole test session (default limits)."""
+    with running_app(tmp_path_factory.mktemp("server")) as url:
+        yield url
+
+
+def launch_chromium(playwright, *extra_args):
+    """Headless Debian Chromium through Playwright (its own browser download cannot work offline)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + list(extra_args))

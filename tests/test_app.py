@@ -1,13 +1,7 @@
 """The Gradio app: its functions on real photos, the server through gradio_client, and the page in Chromium."""
 
 import csv
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from itertools import pairwise
 
 import numpy as np
@@ -17,9 +11,7 @@ from PIL import Image
 from fer_hf import FER2013_LABELS
 from fer_hf.app_functions import analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices
 
-from conftest import REPO, SAMPLES
-
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+from conftest import SAMPLES, launch_chromium, needs_chromium
 
 
 def test_model_choices_lists_the_default_first():
@@ -160,35 +152,6 @@ def test_moving_face_y4m_is_a_valid_4_2_0_stream(tmp_path):
     assert y0[0, 0] == 128 and y0.std() > 10 and np.abs(y0.astype(int) - y5).mean() > 5  # a face, and it moves
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = _free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    log = open(tmp_path_factory.mktemp("server") / "app.log", "w")
-    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(180):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except Exception:
-            if process.poll() is not None:
-                raise RuntimeError(open(log.name).read()[-3000:])
-            time.sleep(1)
-    else:
-        process.kill()
-        raise RuntimeError("app.py did not start in 180 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_server_through_gradio_client(server):
     from gradio_client import Client, handle_file
@@ -232,14 +195,12 @@ def test_a_typed_model_that_is_not_fer_hf_gets_a_clear_message(server, tmp_path)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+@needs_chromium
 def test_page_in_headless_chromium(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page()
         page.goto(server)
         expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
@@ -263,7 +224,7 @@ WEBCAM_READOUT = re.compile(r"([0-9.]+) frames/s achieved · frames processed: (
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+@needs_chromium
 def test_webcam_stream_in_headless_chromium(server, tmp_path):
     """Chromium's fake camera plays a face moving across the frame; once the user starts the stream, the
     server keeps processing frames: the processed-frame count keeps rising and the rate is not zero."""
@@ -271,11 +232,8 @@ def test_webcam_stream_in_headless_chromium(server, tmp_path):
 
     video = write_moving_face_y4m(tmp_path / "face.y4m")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={video}"])
+        browser = launch_chromium(p, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                                  f"--use-file-for-fake-video-capture={video}")
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         try:
             page.goto(server)

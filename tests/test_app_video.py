@@ -2,12 +2,6 @@
 
 import csv
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from PIL import Image
@@ -15,9 +9,8 @@ from PIL import Image
 from fer_hf.app_functions import analyze_video_upload, check_video_upload, video_limits
 from fer_hf.video import probe_video, timeline_headers
 
-from conftest import REPO, SAMPLES
+from conftest import SAMPLES, launch_chromium, needs_chromium
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SLIDESHOW = SAMPLES / "cc0_faces_slideshow.mp4"
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 LIMIT_VARIABLES = ("FER_HF_MAX_VIDEO_MB", "FER_HF_MAX_VIDEO_SECONDS", "FER_HF_MAX_VIDEO_PIXELS",
@@ -84,37 +77,6 @@ def test_analyze_video_upload_outputs(default_limits, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ the page
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """app.py on a free port (as in tests/test_app.py), with the default limits."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in LIMIT_VARIABLES}
-    env.update(GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
-    log = open(tmp_path_factory.mktemp("server") / "app.log", "w")
-    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(180):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except Exception:
-            if process.poll() is not None:
-                raise RuntimeError(open(log.name).read()[-3000:])
-            time.sleep(1)
-    else:
-        process.kill()
-        raise RuntimeError("app.py did not start in 180 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
-
-
 @pytest.mark.slow
 def test_a_text_file_named_mp4_gets_a_clear_message(server, tmp_path):
     from gradio_client import Client, handle_file
@@ -128,16 +90,14 @@ def test_a_text_file_named_mp4_gets_a_clear_message(server, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+@needs_chromium
 def test_video_tab_in_headless_chromium(server, tmp_path):
     """Upload the sample video, analyse 1 frame per second: the annotated video plays in the browser (its
     metadata loads: 8 s), the timeline table fills, the plot is shown."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         try:
             page.goto(server)

@@ -2,7 +2,6 @@
 Image tab's gallery (function, API and the page in Chromium)."""
 
 import io
-import os
 import zipfile
 
 import cv2
@@ -16,8 +15,7 @@ from fer_hf.explain import explain_faces, grad_cam, grad_cam_target_layers
 from fer_hf.models import FER_MODEL_PRESETS, build_model
 from fer_hf.models.ensemble import FerEnsembleForImageClassification
 
-from conftest import FER2013_ZIP, SAMPLES
-from test_app import CHROMIUM, server  # noqa: F401  (the app server fixture, started once for this module)
+from conftest import FER2013_ZIP, SAMPLES, launch_chromium, needs_chromium
 
 #: every family in its first (default) preset, and the VGG preset without BatchNorm
 FAMILY_CASES = [(model_type, next(iter(presets))) for model_type, presets in FER_MODEL_PRESETS.items()]
@@ -225,7 +223,7 @@ def test_analyze_image_gallery(tmp_path):
 
 
 @pytest.mark.slow
-def test_server_api_returns_the_gallery(server):  # noqa: F811
+def test_server_api_returns_the_gallery(server):
     from gradio_client import Client, handle_file
 
     client = Client(server, verbose=False)
@@ -240,14 +238,12 @@ def test_server_api_returns_the_gallery(server):  # noqa: F811
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
-def test_gradcam_gallery_in_headless_chromium(server, tmp_path):  # noqa: F811
+@needs_chromium
+def test_gradcam_gallery_in_headless_chromium(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         try:
             page.goto(server)

@@ -3,14 +3,10 @@ in headless Chromium), and model loading without pickle (fer_hf.models.load_fer_
 
 import _pickle
 import contextlib
-import os
 import pickle
 import stat
 import struct
-import subprocess
 import sys
-import time
-import urllib.request
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,9 +18,8 @@ from PIL import Image
 from fer_hf.uploads import (MB, check_image_upload, extract_zip_safely, gradio_max_file_size,
                             temporary_batch_folder, upload_limits)
 
-from conftest import CKPLUS, REPO, SAMPLES
+from conftest import CKPLUS, SAMPLES, launch_chromium, needs_chromium, running_app
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 LIMIT_VARIABLES = ("FER_HF_MAX_IMAGE_MB", "FER_HF_MAX_IMAGE_PIXELS", "FER_HF_MAX_BATCH_FILES", "FER_HF_MAX_ZIP_MB",
                    "FER_HF_MAX_ZIP_UNCOMPRESSED_MB", "FER_HF_MAX_ZIP_ENTRIES", "FER_HF_MAX_UPLOAD_MB",
                    "FER_HF_MAX_VIDEO_MB")
@@ -455,31 +450,11 @@ def test_classical_baseline_loads_without_pickle(tmp_path):
 # ------------------------------------------------------------------------------------------------ the real page
 @pytest.fixture(scope="module")
 def limited_server(tmp_path_factory):
-    """app.py as a subprocess (as tests/test_app.py's `server`), with Gradio's upload limit at 1 MB and its own
-    temporary folder, to see what the batch leaves behind."""
-    from test_app import _free_port
-
-    port = _free_port()
+    """app.py with Gradio's upload limit at 1 MB and its own temporary folder, to see what the batch leaves behind."""
     tmp = tmp_path_factory.mktemp("server_tmp")
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
-               FER_HF_MAX_UPLOAD_MB="1", TMPDIR=str(tmp), GRADIO_TEMP_DIR=str(tmp / "gradio"))
-    log = open(tmp_path_factory.mktemp("server") / "app.log", "w")
-    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(180):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except Exception:
-            if process.poll() is not None:
-                raise RuntimeError(open(log.name).read()[-3000:])
-            time.sleep(1)
-    else:
-        process.kill()
-        raise RuntimeError("app.py did not start in 180 s")
-    yield url, tmp
-    process.terminate()
-    process.wait(timeout=30)
+    with running_app(tmp_path_factory.mktemp("server"), FER_HF_MAX_UPLOAD_MB="1", TMPDIR=str(tmp),
+                     GRADIO_TEMP_DIR=str(tmp / "gradio")) as url:
+        yield url, tmp
 
 
 @pytest.mark.slow
@@ -497,16 +472,14 @@ def test_gradio_refuses_uploads_over_its_limit(limited_server, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} not installed (apt-get install chromium)")
+@needs_chromium
 def test_zip_in_the_batch_tab_in_headless_chromium(limited_server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, server_tmp = limited_server
     zip_path = _photo_zip(tmp_path / "photos.zip")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1280, "height": 1200})
         try:
             page.goto(url)
