@@ -17,6 +17,7 @@ import json
 import logging
 import math
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -34,6 +35,22 @@ from tqdm.auto import tqdm
 from transformers import AutoImageProcessor
 
 from fer_hf import FER2013_LABELS, FerImageProcessor
+from fer_hf.atomic import (
+    RELEASE_JOURNAL,
+    RELEASE_STAGING,
+    TMP_PREFIX,
+    append_line,
+    atomic_write_text,
+    crash_point,
+    link_or_copy_tree,
+    publish_files,
+    read_jsonl,
+    recover_dir,
+    recover_release,
+    replace_dir,
+    replacing,
+    staging_dir,
+)
 from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset
 from fer_hf.backbones import load_backbone_weights
 from fer_hf.data import dataset_to_uint8, load_fer2013
@@ -216,9 +233,60 @@ def select_subsets(dataset, max_train_samples=None, max_eval_samples=None, seed=
     return dataset
 
 
+def checkpoint_epoch(path: Path):
+    """N of a checkpoint folder ``epoch_N``; None for any other name (staging ``.tmp_epoch_N`` included)."""
+    match = re.fullmatch(r"epoch_(\d+)", Path(path).name)
+    return int(match.group(1)) if match else None
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    """A checkpoint is complete when its ``trainer_state.json`` (written last) parses. Checkpoints are
+    written into a staging folder and renamed into place, so an ``epoch_N`` folder is always complete;
+    the check also rejects folders left half-written by versions that saved in place."""
+    try:
+        return isinstance(json.loads((Path(path) / "trainer_state.json").read_text()), dict)
+    except (OSError, ValueError):
+        return False
+
+
+def complete_checkpoints(output_dir: Path) -> list:
+    """The complete ``checkpoints/epoch_N`` folders of a run, oldest first."""
+    folders = [p for p in (Path(output_dir) / "checkpoints").glob("epoch_*")
+               if p.is_dir() and checkpoint_epoch(p) is not None and is_complete_checkpoint(p)]
+    return sorted(folders, key=checkpoint_epoch)
+
+
 def latest_checkpoint(output_dir: Path):
-    checkpoints = sorted((output_dir / "checkpoints").glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
+    checkpoints = complete_checkpoints(output_dir)
     return checkpoints[-1] if checkpoints else None
+
+
+def recover_run_folder(output_dir: Path) -> None:
+    """Repair what a kill can leave in a run folder (main process, before training): finish or discard an
+    interrupted release (`fer_hf.atomic.recover_release`), put back ``best_model`` and checkpoints whose
+    swap was interrupted, and remove staging folders and incomplete checkpoints (never resumable)."""
+    recover_release(output_dir)
+    recover_dir(output_dir / "best_model")
+    checkpoints = output_dir / "checkpoints"
+    if not checkpoints.is_dir():
+        return
+    for old in checkpoints.glob(".old_epoch_*"):
+        recover_dir(checkpoints / old.name[len(".old_"):])
+    for staged in checkpoints.glob(TMP_PREFIX + "*"):
+        shutil.rmtree(staged, ignore_errors=True)
+    for folder in checkpoints.glob("epoch_*"):
+        if folder.is_dir() and checkpoint_epoch(folder) is not None and not is_complete_checkpoint(folder):
+            logging.getLogger(__name__).warning(f"Removing incomplete checkpoint {folder}")
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def publish_copy(source: Path, final: Path) -> None:
+    """Replace the folder ``final`` by a copy of ``source`` (staged, then swapped in: `replace_dir`)."""
+    staged = staging_dir(final)
+    if staged.exists():
+        shutil.rmtree(staged)
+    shutil.copytree(source, staged)
+    replace_dir(staged, final)
 
 
 def build_training_model(args, label_names):
@@ -323,10 +391,11 @@ def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256):
 
 
 def write_card_and_plots(output_dir: Path, results: dict, history: list, args: dict, command: str,
-                         num_parameters: int) -> None:
+                         num_parameters: int, default_name: str | None = None) -> None:
     save_training_plots(history, results["test"]["confusion_matrix"], results.get("label_names") or FER2013_LABELS,
                         output_dir)
-    write_model_card(output_dir, results, history, args, command, model_name=args.get("model_name") or output_dir.name,
+    write_model_card(output_dir, results, history, args, command,
+                     model_name=args.get("model_name") or default_name or output_dir.name,
                      num_parameters=num_parameters, dropped_rows=results.get("dropped_rows", 0),
                      split_sizes=results.get("split_sizes"))
 
@@ -334,8 +403,9 @@ def write_card_and_plots(output_dir: Path, results: dict, history: list, args: d
 def rewrite_model_card(output_dir: Path) -> None:
     """Rewrite the card and plots of a finished run from the files it wrote. Runs that predate the
     ``split_sizes`` / ``args`` keys of eval_results.json have them recomputed from their command."""
+    recover_release(output_dir)
     results = json.loads((output_dir / "eval_results.json").read_text())
-    history = [json.loads(line) for line in (output_dir / "train_log.jsonl").read_text().splitlines() if line]
+    history = read_jsonl(output_dir / "train_log.jsonl", key="epoch")  # skips a line truncated by a kill
     command = results["command"]
     run_args = results.get("args") or vars(parse_args(shlex.split(command)[3:]))
     if "split_sizes" not in results:
@@ -525,6 +595,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     the results dict, or None when the run stopped early for a later resume."""
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        recover_run_folder(output_dir)  # what a killed earlier invocation may have left half-done
     accelerator.wait_for_everyone()
     # ---------------------------------------------------------------- model and data
     set_seed(args.seed)
@@ -547,7 +618,8 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             with accelerator.main_process_first():
                 teacher = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature)
                 if accelerator.is_main_process:
-                    torch.save(teacher, cache)
+                    with replacing(cache) as tmp:  # a kill mid-write must not leave a truncated cache
+                        torch.save(teacher, tmp)
         else:
             teacher = torch.load(cache, weights_only=True)
         train_soft = torch.cat([train_soft, teacher], 1)
@@ -590,7 +662,9 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         return ema.module if ema is not None else accelerator.unwrap_model(model)
 
     # ---------------------------------------------------------------- resume
-    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "history": []}
+    # global_step counts optimiser steps taken (not skipped by the fp16 scaler); it survives resumes
+    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "global_step": 0, "history": []}
+    last_checkpoint = None  # the checkpoint this invocation continues from (its best_model/ carries over)
     if args.resume_from_checkpoint:
         path = latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else Path(args.resume_from_checkpoint)
         if path is None and args.resume_from_checkpoint == "latest":
@@ -600,13 +674,24 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         else:
             accelerator.print(f"Resuming from {path}")
             accelerator.load_state(str(path))
+            last_checkpoint = path
             state = json.loads((path / "trainer_state.json").read_text())
+            state.setdefault("global_step", (state["epoch"] + 1) * steps_per_epoch)  # checkpoints before the counter
+            if accelerator.is_main_process and (path / "best_model").is_dir():
+                # the selected model as of this checkpoint: a later epoch's best_model may have been
+                # published by the killed invocation before it could write its own checkpoint
+                publish_copy(path / "best_model", output_dir / "best_model")
             if ema is not None:
                 ema.load_state_dict(torch.load(path / "ema.pt", weights_only=True))
             if not per_step_scheduler:
                 scheduler.load_state_dict(torch.load(path / "plateau_scheduler.pt", weights_only=True))
     start_epoch = state["epoch"] + 1
     log_path = output_dir / "train_log.jsonl"
+    if accelerator.is_main_process:
+        # the log restarts from the resumed state: epochs logged after the last checkpoint by a killed
+        # invocation, and a line truncated by the kill, would otherwise stay in it
+        atomic_write_text(log_path, "".join(json.dumps(record) + "\n" for record in state["history"]))
+    accelerator.wait_for_everyone()
 
     # ---------------------------------------------------------------- train
     end_epoch = args.num_train_epochs
@@ -655,6 +740,8 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
                 if accelerator.sync_gradients and args.max_grad_norm:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 optimizer.step()
+                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                    state["global_step"] += 1
                 if per_step_scheduler:
                     scheduler.step()
                 optimizer.zero_grad()
@@ -679,6 +766,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             "validation_accuracy": val_acc, "learning_rate": optimizer.param_groups[0]["lr"],
             "train_seconds": round(train_seconds, 1), "eval_seconds": round(time.time() - eval_started, 1),
             "train_images_per_second": round(totals[2].item() / train_seconds, 1),
+            "global_step": state["global_step"],
         }
         state["history"].append(record)
         state["epoch"] = epoch
@@ -687,24 +775,41 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
         if args.early_stopping_patience and epoch + 1 - state["best_epoch"] >= args.early_stopping_patience:
             state["stopped_early"] = stopped_early = True
-        accelerator.wait_for_everyone()
-        if accelerator.is_main_process:
-            with open(log_path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if improved:
-                eval_model().save_pretrained(output_dir / "best_model")
         accelerator.print(json.dumps(record) + ("  <- best on PublicTest" if improved else ""))
+        # Atomic checkpoint: everything is written into checkpoints/.tmp_epoch_N, trainer_state.json (the
+        # completion marker) last, fsynced, then renamed to epoch_N (fer_hf.atomic.replace_dir). The
+        # checkpoint holds the selected model as of this epoch (best_model/: new weights if this epoch
+        # improved, else hard links to the previous checkpoint's), so that a resume restores a best_model
+        # consistent with its state. best_model/ and train_log.jsonl are published after the commit.
         checkpoint = output_dir / "checkpoints" / f"epoch_{epoch}"
-        accelerator.save_state(str(checkpoint))
+        staged = staging_dir(checkpoint)
+        if accelerator.is_main_process and staged.exists():
+            shutil.rmtree(staged)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(staged))
+        accelerator.wait_for_everyone()  # every process has written its RNG state into the staging folder
         if accelerator.is_main_process:
             # EMA and ReduceLROnPlateau are saved here rather than registered with the Accelerator, whose
             # registrations would accumulate over the folds of a cross-validation run
             if ema is not None:
-                torch.save(ema.state_dict(), checkpoint / "ema.pt")
+                torch.save(ema.state_dict(), staged / "ema.pt")
             if not per_step_scheduler:
-                torch.save(scheduler.state_dict(), checkpoint / "plateau_scheduler.pt")
-            (checkpoint / "trainer_state.json").write_text(json.dumps(state, indent=1))
-            old = sorted((output_dir / "checkpoints").glob("epoch_*"), key=lambda p: int(p.name.split("_")[1]))
+                torch.save(scheduler.state_dict(), staged / "plateau_scheduler.pt")
+            if improved:
+                eval_model().save_pretrained(staged / "best_model")
+            elif last_checkpoint is not None and (last_checkpoint / "best_model").is_dir():
+                link_or_copy_tree(last_checkpoint / "best_model", staged / "best_model")
+            elif (output_dir / "best_model").is_dir():  # resumed from a checkpoint without best_model/
+                shutil.copytree(output_dir / "best_model", staged / "best_model")
+            crash_point("checkpoint", epoch + 1)  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed mid-write
+            atomic_write_text(staged / "trainer_state.json", json.dumps(state, indent=1))
+            replace_dir(staged, checkpoint, crash_stage="checkpoint", crash_epoch=epoch + 1)
+            last_checkpoint = checkpoint
+            if improved:
+                publish_copy(checkpoint / "best_model", output_dir / "best_model")
+            append_line(log_path, json.dumps(record))
+            # prune only complete checkpoints, and only now that the new one is complete
+            old = complete_checkpoints(output_dir)
             for stale in old[: max(0, len(old) - args.checkpoints_total_limit)]:
                 shutil.rmtree(stale, ignore_errors=True)
         accelerator.wait_for_everyone()
@@ -744,13 +849,23 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy(), label_names)
             results[split + ("" if tta == "none" else f"_{tta}_tta")] = metrics
     if accelerator.is_main_process:
-        best.save_pretrained(output_dir, safe_serialization=True)
-        processor.save_pretrained(output_dir)
-        (output_dir / "eval_results.json").write_text(json.dumps(results, indent=1))
+        # Atomic release (fer_hf.atomic.publish_files): every file is written into .tmp_release first, then
+        # moved into output_dir one by one under a journal, eval_results.json last. A kill while writing
+        # leaves the previous release as it was; a kill while moving is rolled forward by the next run.
+        staged = output_dir / RELEASE_STAGING
+        if staged.exists():
+            shutil.rmtree(staged)
+        staged.mkdir()
+        best.save_pretrained(staged, safe_serialization=True)
+        processor.save_pretrained(staged)
+        crash_point("release")  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed while writing the release
+        (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
         if args.dataset in ("fer2013", "ferplus"):  # the card templates describe these two protocols
-            write_card_and_plots(output_dir, results, history, vars(args), command, count_parameters(best))
+            write_card_and_plots(staged, results, history, vars(args), command, count_parameters(best),
+                                 default_name=output_dir.name)
         else:
-            save_training_plots(history, results["test"]["confusion_matrix"], label_names, output_dir)
+            save_training_plots(history, results["test"]["confusion_matrix"], label_names, staged)
+        publish_files(staged, output_dir, last=["eval_results.json"])
         logger.info(f"test accuracy {results['test']['accuracy']:.4f} "
                     f"(validation {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")
         if args.push_to_hub and release:
@@ -759,7 +874,8 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             api = HfApi(token=args.hub_token)
             api.create_repo(args.hub_model_id, exist_ok=True)
             api.upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
-                              ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt"])
+                              ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt",
+                                               ".tmp_*", ".old_*", RELEASE_JOURNAL])
     accelerator.wait_for_everyone()
     accelerator.free_memory()  # the next fold prepares its own model, optimizer and data loaders
     return results
@@ -807,6 +923,9 @@ def main(argv=None):
     fold_results = []
     for index, (train_index, test_index) in enumerate(folds):
         fold_dir = output_dir / f"fold_{index:02d}"
+        if accelerator.is_main_process and fold_dir.is_dir():
+            recover_release(fold_dir)  # a fold killed while publishing: finish it before judging it done
+        accelerator.wait_for_everyone()
         if (fold_dir / "eval_results.json").is_file():
             fold_results.append(json.loads((fold_dir / "eval_results.json").read_text()))
             continue
@@ -823,7 +942,7 @@ def main(argv=None):
         args.resume_from_checkpoint = None  # only the interrupted fold resumes
     summary = summarize_folds(fold_results, folds, command, args)
     if accelerator.is_main_process:
-        (output_dir / "cv_results.json").write_text(json.dumps(summary, indent=1))
+        atomic_write_text(output_dir / "cv_results.json", json.dumps(summary, indent=1))
         accelerator.print(json.dumps({k: summary[k] for k in ("protocol", "accuracy_mean", "accuracy_std",
                                                               "macro_f1_mean", "macro_f1_std")}, indent=1))
     accelerator.end_training()

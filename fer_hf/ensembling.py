@@ -140,8 +140,15 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
             probs = predict_probabilities(ensemble, processor, images, tta=tta)
             results[split + ("" if tta == "none" else f"_{tta}_tta")] = classification_metrics(
                 labels.numpy(), probs.argmax(-1).numpy(), label_names)
-    ensemble.save_pretrained(output)
-    processor.save_pretrained(output)
-    (output / "eval_results.json").write_text(json.dumps(results, indent=1))
-    write_ensemble_card(output, results, model_name or output.name)
+    # atomic release (fer_hf.atomic.publish_files): written into .tmp_release, then moved in under a journal
+    from .atomic import RELEASE_STAGING, publish_files, recover_release
+
+    recover_release(output)
+    staged = output / RELEASE_STAGING
+    staged.mkdir()
+    ensemble.save_pretrained(staged)
+    processor.save_pretrained(staged)
+    (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
+    write_ensemble_card(staged, results, model_name or output.name)
+    publish_files(staged, output, last=["eval_results.json"])
     return results

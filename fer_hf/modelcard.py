@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+from .atomic import atomic_write_text, replacing
+
 CARD_FIGURES = ("training_curves.png", "confusion_matrix.png")
 
 
@@ -29,7 +31,8 @@ def save_training_plots(history, confusion, label_names, output_dir) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(output_dir / "training_curves.png", dpi=100)
+    with replacing(output_dir / "training_curves.png") as tmp:  # atomic: a kill leaves the old or the new plot
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
     matrix = np.asarray(confusion, dtype=float)
@@ -40,7 +43,8 @@ def save_training_plots(history, confusion, label_names, output_dir) -> None:
     ax.set_title("PrivateTest confusion matrix (row-normalized)")
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     fig.tight_layout()
-    fig.savefig(output_dir / "confusion_matrix.png", dpi=100)
+    with replacing(output_dir / "confusion_matrix.png") as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
 
 
@@ -321,7 +325,7 @@ At the chosen epoch, PublicTest loss was {best.get('validation_loss', float('nan
 {_usage(model_name, output_dir)}
 {_COMMON_SECTIONS}{_FERPLUS_SECTIONS if data['tag'] == 'ferplus' else ''}"""
     path = output_dir / "README.md"
-    path.write_text(_front_matter(model_name, results) + body)
+    atomic_write_text(path, _front_matter(model_name, results) + body)
     return path
 
 
@@ -370,5 +374,5 @@ Produced by this command (from the root of the fer_hf repository; raw numbers in
 {_usage(model_name, output_dir)}
 {_COMMON_SECTIONS}"""
     path = output_dir / "README.md"
-    path.write_text(_front_matter(model_name, results) + body)
+    atomic_write_text(path, _front_matter(model_name, results) + body)
     return path
