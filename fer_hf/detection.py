@@ -94,7 +94,11 @@ class MTCNNDetector:
         return boxes, scores
 
     def detect_with_landmarks(self, image: Image.Image):
-        """(boxes (N, 4), scores (N,), landmarks (N, 5, 2) float32 in pixels; see ``landmark_names``)."""
+        """(boxes (N, 4), scores (N,), landmarks (N, 5, 2) float32 in pixels; see ``landmark_names``).
+        An image whose shorter side is below ``min_face_size`` cannot hold a face: none (facenet-pytorch's
+        image pyramid would be empty and raise)."""
+        if min(image.size) < self.mtcnn.min_face_size:
+            return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)
         boxes, probs, points = self.mtcnn.detect(image.convert("RGB"), landmarks=True)
         if boxes is None:
             return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32)

@@ -139,11 +139,17 @@ def load_image_folder(root, split: Optional[str] = None):
     in FER2013 order (also those without a folder: they stay empty, as in `fer_hf.data`, so that a folder
     holding a few classes does not shrink the task), then any other class (e.g. ``contempt``) alphabetically.
 
+    Every file is decoded once (`fer_hf.data.common.inspect_image_bytes`): files that are not usable images
+    (empty, not an image, truncated or corrupt, over ``FER_HF_MAX_IMAGE_PIXELS``, NaN pixels, unreadable) are
+    left out and reported (`fer_hf.data.InvalidRowsWarning`, and ``dataset.dropped`` on the result), so that
+    one bad file never stops an evaluation.
+
     Raises:
         FileNotFoundError: for a missing folder; ValueError: when no image is found.
     """
     from datasets import ClassLabel, Dataset, Features, Image as ImageFeature, Value
 
+    from .data.common import DroppedRows, inspect_image_bytes, problem_category, read_file_bytes
     from .models import FER2013_LABELS
 
     root = Path(root).expanduser()
@@ -151,19 +157,29 @@ def load_image_folder(root, split: Optional[str] = None):
         raise FileNotFoundError(f"Image folder {root} not found")
     if split and (root / split).is_dir():
         root = root / split
-    files = []
+    files, dropped, n_found = [], DroppedRows(), 0
     for class_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         for path in sorted(class_dir.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_GLOBS:
+                n_found += 1
+                data, problem = read_file_bytes(path.read_bytes)
+                problem = problem or inspect_image_bytes(data)[0]
+                if problem:
+                    dropped.add(path.relative_to(root).as_posix(), problem, problem_category(problem))
+                    continue
                 files.append((path, canonical_label_name(class_dir.name)))
+    dropped.report(str(root))
     if not files:
-        raise ValueError(f"No images found in {root} (expected <root>/<class>/*.jpg)")
+        raise ValueError(f"No images found in {root} (expected <root>/<class>/*.jpg)" if not n_found else
+                         f"None of the {n_found} image files in {root} is a usable image: {dropped.counts()}")
     present = {name for _, name in files}
     names = list(FER2013_LABELS) + sorted(present - set(FER2013_LABELS))
     features = Features({"image": ImageFeature(), "label": ClassLabel(names=names), "image_id": Value("string")})
-    return Dataset.from_dict({"image": [{"path": str(p), "bytes": None} for p, _ in files],
-                              "label": [names.index(n) for _, n in files],
-                              "image_id": [p.relative_to(root).as_posix() for p, _ in files]}, features=features)
+    dataset = Dataset.from_dict({"image": [{"path": str(p), "bytes": None} for p, _ in files],
+                                 "label": [names.index(n) for _, n in files],
+                                 "image_id": [p.relative_to(root).as_posix() for p, _ in files]}, features=features)
+    dataset.dropped = dropped  # type: ignore[attr-defined]
+    return dataset
 
 
 def _pick_split(loaded, split: str, dataset: str):

@@ -58,8 +58,8 @@ _JOURNAL_VERSION = 1
 class InputFile:
     """One file to process. ``path``: as written in the ``file`` column (the command-line argument, or
     ``<folder>/<relative path>``); ``key``: absolute path (what ``--resume`` matches on); ``relative``:
-    where its annotated copy goes under ``--annotate`` (POSIX, unique among the inputs); ``kind``:
-    ``"image"`` or ``"video"``."""
+    where its annotated copy goes under ``--annotate`` (POSIX, unique among the inputs; a video's copy is
+    this name with ``.mp4``, also unique); ``kind``: ``"image"`` or ``"video"``."""
 
     path: str
     key: str
@@ -108,14 +108,24 @@ def collect_files(paths: Sequence[str], recursive: bool = False) -> list[InputFi
             if key in seen:
                 continue
             seen.add(key)
+            kind = _kind(display)
             stem, suffix = os.path.splitext(relative)
             unique, n = relative, 1
-            while unique.lower() in taken:  # two folders holding the same relative name
+            # two folders holding the same relative name, or two videos whose annotated .mp4 would be one file
+            # (clip.avi and clip.mkv)
+            while unique.lower() in taken or (kind == "video" and _annotated_video(unique).lower() in taken):
                 n += 1
                 unique = f"{stem}-{n}{suffix}"
             taken.add(unique.lower())
-            found.append(InputFile(display, key, unique, _kind(display)))
+            if kind == "video":
+                taken.add(_annotated_video(unique).lower())
+            found.append(InputFile(display, key, unique, kind))
     return found
+
+
+def _annotated_video(relative: str) -> str:
+    """Where ``--annotate`` writes a video's annotated copy, relative to its folder: the name with ``.mp4``."""
+    return os.path.splitext(relative)[0] + ".mp4"
 
 
 def output_fields(labels: Sequence[str], with_video: bool = False) -> list[str]:
@@ -264,7 +274,7 @@ def _video_rows(recognizer, file: InputFile, sample_fps, annotate_dir) -> list[d
             RuntimeError(f"video support is not available (fer_hf.video.analyze_video: {error})"))}]
     output_video = None
     if annotate_dir is not None:
-        output_video = Path(annotate_dir) / (os.path.splitext(file.relative)[0] + ".mp4")
+        output_video = Path(annotate_dir) / _annotated_video(file.relative)
         output_video.parent.mkdir(parents=True, exist_ok=True)
     try:
         analysis = analyze_video(file.path, recognizer, sample_fps=sample_fps,

@@ -9,10 +9,10 @@ from typing import Optional, Union
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
 
 from .detection import DETECTORS, IDENTITY, adjust_box, build_detector
-from .image_processing_fer import to_pil_image
+from .image_processing_fer import read_image, to_pil_image  # noqa: F401 (to_pil_image re-exported)
 from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
@@ -49,21 +49,22 @@ _EXIF_ORIENTATION = 0x0112
 
 
 def load_image(image) -> Image.Image:
-    """A path (str / Path), file object, PIL image, numpy array (RGB order) or tensor -> PIL image
-    with its EXIF orientation applied.
+    """A path (str / Path), file object, PIL image, numpy array (RGB order) or tensor -> upright ``L`` or
+    ``RGB`` PIL image (EXIF orientation applied; 16-bit, float, palette, CMYK, transparent, ... converted;
+    first frame of an animation): `fer_hf.image_processing_fer.read_image`. An ``L`` / ``RGB`` image that
+    is already upright is returned as is (no copy: predict, detect and annotate each call this).
+
+    Files are checked from their header before decoding: an image over ``FER_HF_MAX_IMAGE_PIXELS``
+    (default 50 megapixels, `fer_hf.image_processing_fer.max_image_pixels`) is refused.
 
     Raises:
-        FileNotFoundError: for a missing path. PIL.UnidentifiedImageError: for an undecodable file.
-        TypeError / ValueError: for unsupported objects or array shapes.
+        FileNotFoundError: for a missing path. PIL.UnidentifiedImageError: for an empty file or one that is
+        not an image (the message says what it is). `fer_hf.image_processing_fer.CorruptImageError`
+        (OSError): truncated or corrupt image data. `fer_hf.image_processing_fer.ImageTooLargeError`
+        (ValueError): over the pixel limit. ValueError: NaN / infinite values, empty or unsupported arrays.
+        TypeError: unsupported objects.
     """
-    if isinstance(image, (str, os.PathLike)) or hasattr(image, "read"):
-        with Image.open(image) as opened:
-            opened.load()
-            return ImageOps.exif_transpose(opened)
-    image = to_pil_image(image)
-    if image.getexif().get(_EXIF_ORIENTATION, 1) == 1:
-        return image  # already upright: no copy (predict, detect and annotate each call this)
-    return ImageOps.exif_transpose(image)
+    return read_image(image)
 
 
 def square_crop_box(box, margin: float):
@@ -223,7 +224,8 @@ class FaceExpressionRecognizer:
                                         intra_op_num_threads=onnx_threads)
             processor = model.image_processor
         elif trust_remote_code:
-            model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=True)
+            model = AutoModelForImageClassification.from_pretrained(location, trust_remote_code=True,
+                                                                    use_safetensors=True)
             processor = AutoImageProcessor.from_pretrained(location, trust_remote_code=True)
         else:
             model = load_fer_model(location)

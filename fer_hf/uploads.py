@@ -114,7 +114,9 @@ def check_image_upload(path) -> tuple:
     Raises:
         ValueError: for a file over FER_HF_MAX_IMAGE_MB or FER_HF_MAX_IMAGE_PIXELS (also when PIL's own
             decompression-bomb guard refuses it); the message names the file and the limit.
-        FileNotFoundError: for a missing file. PIL.UnidentifiedImageError: for a file that is not an image.
+        FileNotFoundError: for a missing file. PIL.UnidentifiedImageError: for a file that is not an image
+            (the message says what it is: an empty file, an HTML page, ...).
+            `fer_hf.image_processing_fer.CorruptImageError` (OSError): for a truncated or corrupt header.
     """
     limits = upload_limits()
     name = os.path.basename(str(path))
@@ -127,6 +129,15 @@ def check_image_upload(path) -> tuple:
     except Image.DecompressionBombError as error:  # PIL's own guard (over 2 x Image.MAX_IMAGE_PIXELS)
         raise ValueError(f"{name}: {error}; images up to {limits['max_image_pixels'] / 1e6:.1f} megapixels "
                          "are accepted.") from None
+    except (Image.UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+        if isinstance(error, (FileNotFoundError, IsADirectoryError, PermissionError)):
+            raise
+        # not an image, or a truncated / corrupt header: fer_hf's error naming the problem (empty file, an
+        # HTML page, ...; CorruptImageError) instead of PIL's bare one
+        from .image_processing_fer import read_image_size
+
+        read_image_size(path, max_pixels=2 ** 62)  # the pixel limit is checked below
+        raise
     check_image_pixels(width, height, name)
     return width, height
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .common import (DroppedRows, build_dataset_dict, canonical_label, corpus_features, hub_image_and_label_columns,
                      hub_image_bytes, inspect_image_bytes, iter_image_files, label_names, logger, looks_like_hub_id,
-                     outside_label_set, report_label_coverage)
+                     outside_label_set, problem_category, read_file_bytes, report_label_coverage)
 
 _NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.[A-Za-z]+$")
 
@@ -66,7 +66,7 @@ def load_ckplus(path, label_set: str = "ferplus", validate_images: bool = True, 
     else:
         path = _resolve(path)
         items = ((name, Path(name).parts[-2] if len(Path(name).parts) >= 2 else "", read, None)
-                 for name, read in iter_image_files(path))
+                 for name, read in iter_image_files(path, dropped))
         source = str(path)
     n_files = 0
     for row_id, class_name, read, subject in items:
@@ -84,13 +84,13 @@ def load_ckplus(path, label_set: str = "ferplus", validate_images: bool = True, 
         if subject is None and match is None:
             dropped.add(row_id, "file name is not S<subject>_<sequence>_<frame>", "no subject in the file name")
             continue
-        data = read()
+        data, problem = read_file_bytes(read)
         digest = None
-        if validate_images:
-            problem, digest = inspect_image_bytes(data) if data else ("missing image", None)
-            if problem:
-                dropped.add(row_id, problem, "undecodable image")
-                continue
+        if validate_images and problem is None:
+            problem, digest = inspect_image_bytes(data)
+        if problem:
+            dropped.add(row_id, problem, problem_category(problem))
+            continue
         rows.append({"image": {"bytes": data, "path": row_id}, "label": label, "image_id": row_id,
                      "_pixel_hash": digest,
                      "subject": subject or match.group(1),

@@ -8,8 +8,10 @@ import hashlib
 import io
 import logging
 import os
+import stat
 import warnings
 import zipfile
+import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from PIL import Image
 
+from ..image_processing_fer import ImageTooLargeError, max_image_pixels, open_image
 from ..models.vgg.configuration_fer_vgg import FER2013_LABELS
 
 logger = logging.getLogger("fer_hf.data")
@@ -146,21 +149,62 @@ def pixel_hash(image: Image.Image) -> str:
     return hashlib.sha1(header + image.tobytes()).hexdigest()
 
 
-def inspect_image_bytes(data: bytes) -> tuple:
-    """(None, `pixel_hash`) when the bytes decode to an image, else (the reason, None)."""
+def inspect_image_bytes(data: Optional[bytes]) -> tuple:
+    """(None, `pixel_hash`) when the bytes decode to a usable image, else (the reason, None).
+
+    The image is opened with `fer_hf.image_processing_fer.open_image`: its size is checked against
+    ``FER_HF_MAX_IMAGE_PIXELS`` (50 megapixels) from the header, before any pixel is decoded, and float
+    images with NaN / infinite pixels are refused. The reason starts with its category (`problem_category`):
+    ``missing image``, ``empty file``, ``not an image``, ``image too large``, ``invalid pixel values``,
+    ``empty image`` (0 pixels) or ``undecodable image``, followed by the details in brackets.
+
+    Raises:
+        ValueError: if ``FER_HF_MAX_IMAGE_PIXELS`` is set to something that is not a positive number.
+    """
+    if data is None:
+        return "missing image", None
+    if len(data) == 0:
+        return "empty file (0 bytes)", None
+    limit = max_image_pixels()  # a bad FER_HF_MAX_IMAGE_PIXELS is the caller's error, not every row's
     try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.load()
-            if im.size[0] < 1 or im.size[1] < 1:
-                return "empty image", None
-            return None, pixel_hash(im)
+        image = open_image(io.BytesIO(data), limit)
+    except ImageTooLargeError as error:
+        return f"image too large ({error})", None
+    except Image.UnidentifiedImageError as error:
+        return f"not an image ({error})", None
+    except ValueError as error:  # NaN / infinite float pixels, or no pixels at all
+        return f"{'invalid pixel values' if 'NaN' in str(error) else 'empty image'} ({error})", None
+    except MemoryError:
+        raise
     except Exception as error:  # noqa: BLE001 - any decoder error means "undecodable"
         return f"undecodable image ({type(error).__name__}: {error})", None
+    with image:
+        return None, pixel_hash(image)
+
+
+def problem_category(reason: str) -> str:
+    """The category of an `inspect_image_bytes` / `read_file_bytes` reason (the text before `` (``)."""
+    return str(reason).split(" (", 1)[0]
 
 
 def check_image_bytes(data: bytes) -> Optional[str]:
     """None when the bytes decode to an image, else the reason."""
     return inspect_image_bytes(data)[0]
+
+
+class UnreadableFileError(OSError):
+    """A file or zip entry whose bytes cannot be read (a corrupt or encrypted zip entry, an I/O error)."""
+
+
+def read_file_bytes(read: Callable[[], bytes]) -> tuple:
+    """(bytes, None) from a reader of `iter_image_files`, or (None, reason) when it cannot be read, the
+    reason starting with ``unreadable file``."""
+    try:
+        return read(), None
+    except MemoryError:
+        raise
+    except OSError as error:
+        return None, f"unreadable file ({type(error).__name__}: {error})"
 
 
 # Dataset fingerprint -> pixel hashes of its rows: the loaders decode every image once to validate it and
@@ -188,25 +232,76 @@ def cached_pixel_hashes(dataset) -> Optional[list]:
     return list(_PIXEL_HASHES[key])
 
 
-def iter_folder_files(root: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:
-    """(path relative to ``root`` with ``/``, reader) for every image file under ``root``, sorted."""
+def iter_folder_files(root: Path, dropped: Optional["DroppedRows"] = None) -> Iterable[tuple[str, Callable[[], bytes]]]:
+    """(path relative to ``root`` with ``/``, reader) for every image file under ``root``, sorted. Only
+    regular files (and links to them) are read: FIFOs, devices and broken links are skipped. ``dropped``
+    is accepted for symmetry with `iter_zip_files` (nothing in a folder is unsafe to read)."""
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS:
             yield path.relative_to(root).as_posix(), path.read_bytes
 
 
-def iter_zip_files(zip_path: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:
-    """(member name, reader) for every image member of a zip, sorted (directory entries skipped)."""
-    with zipfile.ZipFile(zip_path) as archive:
-        for name in sorted(archive.namelist()):
-            if name.endswith("/") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
+def unsafe_zip_entry(info: zipfile.ZipInfo) -> Optional[str]:
+    """Why a zip entry is not read as an image (None: a regular file with a safe relative name): a symbolic
+    link or other non-regular entry, an absolute name or one with ``..`` components (never written anywhere
+    by fer_hf, which reads zips in memory, but not a file of the corpus either) or an encrypted entry."""
+    name = info.filename.replace("\\", "/")
+    mode = info.external_attr >> 16
+    if mode and stat.S_ISLNK(mode):
+        return "symbolic link in the zip"
+    if mode and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+        return "not a regular file in the zip"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute path in the zip"
+    if ".." in name.split("/"):
+        return "'..' in the zip path"
+    if info.flag_bits & 0x1:
+        return "encrypted zip entry (password needed)"
+    return None
+
+
+def iter_zip_files(zip_path: Path, dropped: Optional["DroppedRows"] = None) -> Iterable[tuple[str, Callable[[], bytes]]]:
+    """(member name, reader) for every image member of a zip, sorted (directory entries skipped). The zip
+    is read in memory: nothing is extracted. Entries that are unsafe (`unsafe_zip_entry`: links, absolute
+    or ``..`` paths, encrypted) and repeated names (after the first) are skipped and, with ``dropped``,
+    reported there. A reader raises `UnreadableFileError` (an OSError) for a corrupt entry.
+
+    Raises:
+        ValueError: if ``zip_path`` is not a readable zip file.
+    """
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+        raise ValueError(f"{zip_path} is not a readable zip file ({error})") from None
+    with archive:
+        seen = set()
+        for info in sorted(archive.infolist(), key=lambda i: i.filename):
+            name = info.filename
+            if info.is_dir() or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
-            yield name, (lambda n=name: archive.read(n))
+            reason = unsafe_zip_entry(info) or ("repeated name in the zip (the first one is kept)" if name in seen
+                                                else None)
+            seen.add(name)
+            if reason is not None:
+                if dropped is not None:
+                    dropped.add(name, reason, "unsafe or repeated zip entry")
+                else:
+                    logger.warning("%s: skipped zip entry %r (%s)", zip_path, name, reason)
+                continue
+            yield name, (lambda i=info: _read_zip_entry(archive, i))
 
 
-def iter_image_files(path: Path) -> Iterable[tuple[str, Callable[[], bytes]]]:
+def _read_zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError) as error:
+        # a bad CRC or corrupt compressed data, an encrypted entry, an unsupported compression method
+        raise UnreadableFileError(f"corrupt zip entry {info.filename!r}: {type(error).__name__}: {error}") from None
+
+
+def iter_image_files(path: Path, dropped: Optional["DroppedRows"] = None) -> Iterable[tuple[str, Callable[[], bytes]]]:
     """`iter_zip_files` for a file, `iter_folder_files` for a folder."""
-    return iter_zip_files(path) if path.is_file() else iter_folder_files(path)
+    return iter_zip_files(path, dropped) if path.is_file() else iter_folder_files(path, dropped)
 
 
 def looks_like_hub_id(text: str) -> bool:
@@ -314,7 +409,12 @@ HUB_SPLIT_NAMES = {
 
 def dataset_to_uint8(dataset, image_processor, desc: str = "decode"):
     """Decode a split into memory: returns (images uint8 tensor (N, C, H, W), labels int64 tensor (N,)),
-    every image passed through ``image_processor.convert_and_resize`` (the processor's own path)."""
+    every image passed through ``image_processor.convert_and_resize`` (the processor's own path).
+
+    Raises:
+        ValueError: naming the row, for an image that cannot be read or decoded (or is over the pixel
+            limit); the loaders' image validation drops such rows beforehand.
+    """
     import torch
     from datasets import Image as ImageFeature
     from tqdm.auto import tqdm
@@ -323,7 +423,12 @@ def dataset_to_uint8(dataset, image_processor, desc: str = "decode"):
     images = np.empty((len(ds), image_processor.size["height"], image_processor.size["width"],
                        image_processor.num_channels), dtype=np.uint8)
     for i, record in enumerate(tqdm(ds, desc=desc, mininterval=2, disable=len(ds) < 2000)):
-        data = record["image"]["bytes"] or open(record["image"]["path"], "rb").read()
-        with Image.open(io.BytesIO(data)) as im:
-            images[i] = image_processor.convert_and_resize(im)
+        try:
+            data = record["image"]["bytes"] or open(record["image"]["path"], "rb").read()
+            with open_image(io.BytesIO(data)) as im:
+                images[i] = image_processor.convert_and_resize(im)
+        except (OSError, ValueError) as error:
+            image_id = record.get("image_id", record["image"].get("path"))
+            raise ValueError(f"Row {i} ({image_id}) of the dataset is not a usable image: {type(error).__name__}: "
+                             f"{error} (the fer_hf.data loaders drop such rows when they validate images)") from None
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.tensor(ds["label"][:], dtype=torch.long)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import warnings
 from pathlib import Path
@@ -27,7 +28,7 @@ from .common import (FER2013_LABELS, HUB_SPLIT_NAMES, LABEL_ALIASES, DroppedRows
                      InvalidRowsWarning, MixedTestSplitWarning, build_dataset_dict, canonical_label,
                      check_image_bytes, corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes,
                      inspect_image_bytes, iter_folder_files, iter_zip_files, label_names, looks_like_hub_id,
-                     pixel_hash, report_label_coverage)
+                     pixel_hash, problem_category, read_file_bytes, report_label_coverage)
 
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 
@@ -88,8 +89,8 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
     if not path.exists():
         raise FileNotFoundError(f"FER2013 data not found at {path} (expected a zip or a folder of "
                                 "<class>/<Usage>_<id>.jpg images)")
-    files = iter_zip_files(path) if path.is_file() else iter_folder_files(path)
     dropped = DroppedRows()
+    files = iter_zip_files(path, dropped) if path.is_file() else iter_folder_files(path, dropped)
     rows = {"train": [], "validation": [], "test": []}
     mixed_test = []
     n_files = 0
@@ -111,13 +112,13 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
             else:
                 dropped.add(name, "no Training_/PublicTest_/PrivateTest_ prefix and no train/test folder")
                 continue
-        data = read()
+        data, problem = read_file_bytes(read)
         digest = None
-        if validate_images:
+        if validate_images and problem is None:
             problem, digest = inspect_image_bytes(data)
-            if problem:
-                dropped.add(name, problem, "undecodable image")
-                continue
+        if problem:
+            dropped.add(name, problem, problem_category(problem))
+            continue
         row = ({"bytes": data, "path": name}, label, name, digest)
         (mixed_test if split == "mixed_test" else rows[split]).append(row)
     if n_files == 0:
@@ -140,10 +141,19 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
 
 
 def _stratified_holdout(rows: list, fraction: float, seed: int):
+    """(held-out ``fraction`` of ``rows``, the rest), stratified by label; a plain random split where a
+    class has a single row (stratification impossible), nothing held out from fewer than 2 rows."""
+    from collections import Counter
+
     from sklearn.model_selection import train_test_split
 
+    if len(rows) < 2:
+        return [], list(rows)
     labels = [r[1] for r in rows]
-    train, held = train_test_split(rows, test_size=fraction, stratify=labels, random_state=seed)
+    counts = Counter(labels)
+    n_held = math.ceil(fraction * len(rows))  # what train_test_split holds out for test_size=fraction
+    stratify = labels if min(counts.values()) >= 2 and len(counts) <= n_held <= len(rows) - len(counts) else None
+    train, held = train_test_split(rows, test_size=fraction, stratify=stratify, random_state=seed)
     return held, train
 
 
@@ -156,23 +166,40 @@ def load_fer2013_csv(path, label_set: str = "fer2013"):
     non-numeric or out-of-range pixels, an unknown emotion or an unknown Usage are dropped and
     reported (`InvalidRowsWarning`, also in ``result.dropped``).
 
+    The header may carry a UTF-8 byte-order mark and spaces around the names; bytes that are not UTF-8
+    and CSV lines that cannot be parsed (e.g. a field over `csv.field_size_limit`) make their row invalid,
+    not the file. Row indices count every data line (blank lines excepted), valid or not.
+
     Raises:
         FileNotFoundError: if the file does not exist.
-        ValueError: if the header lacks ``emotion``, ``pixels`` or ``Usage``.
+        ValueError: if the header lacks ``emotion``, ``pixels`` or ``Usage`` (the message names the missing
+            columns), e.g. for an empty or binary file.
     """
     label_names(label_set)
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"FER2013 CSV not found at {path} (expected fer2013.csv: emotion,pixels,Usage)")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is a folder, not a FER2013 CSV file")
     dropped = DroppedRows()
     rows = {"train": [], "validation": [], "test": []}
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"emotion", "pixels", "Usage"} - set(reader.fieldnames or [])
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        reader = csv.reader(handle)
+        try:
+            header = [name.strip() for name in next(reader, [])]
+        except csv.Error as error:
+            raise ValueError(f"{path} is not a FER2013 CSV: its header line cannot be parsed ({error})") from None
+        missing = {"emotion", "pixels", "Usage"} - set(header)
         if missing:
-            raise ValueError(f"{path} is not a FER2013 CSV: missing column(s) {sorted(missing)}")
-        for index, record in enumerate(reader):
+            shown = ", ".join(repr(h[:30]) for h in header[:8]) + (", ..." if len(header) > 8 else "")
+            raise ValueError(f"{path} is not a FER2013 CSV: missing column(s) {sorted(missing)} "
+                             f"(header: {shown or 'none, the file is empty'})")
+        columns = {name: len(header) - 1 - header[::-1].index(name) for name in ("emotion", "pixels", "Usage")}
+        for index, record in enumerate(_csv_records(reader, columns)):
             row_id = f"row{index}"
+            if isinstance(record, csv.Error):
+                dropped.add(row_id, f"malformed CSV line ({record})", "malformed CSV line")
+                continue
             label = canonical_label(record.get("emotion", ""), label_set)
             if label is None or label > 6:
                 dropped.add(row_id, f"unknown emotion {record.get('emotion')!r}", "unknown emotion")
@@ -197,6 +224,21 @@ def load_fer2013_csv(path, label_set: str = "fer2013"):
             image.save(buffer, format="PNG")
             rows[split].append(({"bytes": buffer.getvalue(), "path": None}, label, row_id, pixel_hash(image)))
     return _build(rows, dropped, str(path), label_set)
+
+
+def _csv_records(reader, columns: dict):
+    """{column: value or None} per data line of ``reader`` (blank lines skipped, like `csv.DictReader`), or
+    the `csv.Error` of a line that cannot be parsed (the reader goes on with the next line)."""
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield error
+            continue
+        if fields:
+            yield {name: fields[i] if i < len(fields) else None for name, i in columns.items()}
 
 
 def load_fer2013_hub(dataset_id: str, label_set: str = "fer2013", **load_kwargs):
@@ -234,9 +276,9 @@ def load_fer2013_hub(dataset_id: str, label_set: str = "fer2013", **load_kwargs)
                 continue
             image = record[image_col]
             data = hub_image_bytes(image)
-            problem, digest = inspect_image_bytes(data) if data else ("missing image", None)
+            problem, digest = inspect_image_bytes(data)
             if problem:
-                dropped.add(row_id, problem, "undecodable image" if data else problem)
+                dropped.add(row_id, problem, problem_category(problem))
                 continue
             rows[target].append(({"bytes": data, "path": image.get("path")}, label, row_id, digest))
     if not rows["validation"] and rows["train"]:

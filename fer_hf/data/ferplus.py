@@ -29,9 +29,10 @@ from typing import Optional
 
 import numpy as np
 
-from .common import (HUB_SPLIT_NAMES, DroppedRows, build_dataset_dict, canonical_label, corpus_features,
-                     find_split, hub_image_and_label_columns, hub_image_bytes, inspect_image_bytes, iter_image_files,
-                     label_names, logger, looks_like_hub_id, report_label_coverage)
+from .common import (HUB_SPLIT_NAMES, DroppedRows, UnreadableFileError, _read_zip_entry, build_dataset_dict,
+                     canonical_label, corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes,
+                     inspect_image_bytes, iter_image_files, label_names, logger, looks_like_hub_id, problem_category,
+                     read_file_bytes, report_label_coverage, unsafe_zip_entry)
 from .fer2013 import USAGE_TO_SPLIT
 
 #: The 10 vote columns, in the order of ``label.csv`` and ``fer2013new.csv``.
@@ -118,13 +119,42 @@ def _features(label_set: str):
 
 
 def _parse_votes(fields) -> Optional[list]:
+    """10 vote counts (whole numbers 0 .. 2**31 - 1, written as ints or floats such as ``2.0``), else None."""
     try:
-        votes = [int(float(v)) for v in fields]
+        values = [float(v) for v in fields]
     except (TypeError, ValueError):
         return None
-    if len(votes) != 10 or min(votes) < 0:
+    if len(values) != 10 or not all(0 <= v < 2 ** 31 and v == int(v) for v in values):  # NaN / inf fail too
         return None
-    return votes
+    return [int(v) for v in values]
+
+
+def _decode_text(data: bytes) -> str:
+    """A CSV file's text: UTF-8 with or without a byte-order mark; undecodable bytes become U+FFFD (the
+    rows holding them are then invalid, not the file)."""
+    return data.decode("utf-8-sig", errors="replace")
+
+
+def _csv_rows(text_or_handle):
+    """The rows of a CSV text or open file, ``None`` for a line the csv module cannot parse (e.g. a field over
+    `csv.field_size_limit`); the reader goes on with the next line."""
+    reader = csv.reader(io.StringIO(text_or_handle) if isinstance(text_or_handle, str) else text_or_handle)
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            yield None
+
+
+def _unsafe_image_name(name: str) -> Optional[str]:
+    """Why a ``label.csv`` image name cannot be read (None: a plain file name such as ``fer0000000.png``)."""
+    if not name:
+        return "empty image name"
+    if "/" in name or "\\" in name or name in (".", "..") or "\x00" in name:
+        return "image name with a path (only file names are read)"
+    return None
 
 
 class _Collector:
@@ -154,7 +184,7 @@ class _Collector:
         if self.validate:
             problem, digest = inspect_image_bytes(data)
             if problem:
-                self.dropped.add(row_id, problem, "undecodable image")
+                self.dropped.add(row_id, problem, problem_category(problem))
                 return
         self.rows[split].append({"image": {"bytes": data, "path": path}, "label": label, "image_id": row_id,
                                  "ferplus_name": name, "votes": list(votes),
@@ -170,19 +200,45 @@ class _Collector:
 
 
 def _read_label_csv(text: str):
-    """[(name, votes or None, raw row)] of one ``label.csv``."""
+    """[(name, votes or None, raw row)] of one ``label.csv``; a line the csv module cannot parse gives
+    ``("line <n>", None, "<unparsable line>")``."""
     out = []
-    for row in csv.reader(io.StringIO(text)):
+    for number, row in enumerate(_csv_rows(text), 1):
+        if row is None:
+            out.append((f"line {number}", None, "<unparsable CSV line>"))
+            continue
         if not row:
             continue
         out.append((row[0].strip(), _parse_votes(row[2:]) if len(row) >= 12 else None, row))
     return out
 
 
+def _label_rows(collector: "_Collector", folder: str, text: str):
+    """(row id, name, votes) of the valid rows of one ``label.csv``; malformed rows, unsafe names and repeated
+    names are dropped into ``collector``."""
+    seen = set()
+    for name, votes, raw in _read_label_csv(text):
+        row_id = f"{folder}/{name}"
+        if votes is None:
+            shown = raw if len(repr(raw)) < 300 else f"{repr(raw)[:300]}..."
+            collector.dropped.add(row_id, f"malformed label.csv row {shown!r}", "malformed label.csv row")
+            continue
+        problem = _unsafe_image_name(name) or ("repeated image name in label.csv" if name in seen else None)
+        seen.add(name)
+        if problem:
+            collector.dropped.add(row_id, problem, problem)
+            continue
+        yield row_id, name, votes
+
+
 def _load_official(path: Path, collector: _Collector, source: str):
     """FER+ official layout from a zip (any prefix before ``FER2013Train/``) or a folder."""
     if path.is_file():
-        with zipfile.ZipFile(path) as archive:
+        try:
+            archive = zipfile.ZipFile(path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile) as error:
+            raise ValueError(f"{path} is not a readable zip file ({error})") from None
+        with archive:
             names = set(archive.namelist())
             found = False
             for split, folder in FERPLUS_FOLDERS.items():
@@ -193,13 +249,21 @@ def _load_official(path: Path, collector: _Collector, source: str):
                     continue
                 found = True
                 prefix = label_member[: -len("label.csv")]
-                for name, votes, raw in _read_label_csv(archive.read(label_member).decode("utf-8")):
-                    row_id = f"{folder}/{name}"
-                    if votes is None:
-                        collector.dropped.add(row_id, f"malformed label.csv row {raw!r}", "malformed label.csv row")
-                        continue
+                try:
+                    text = _decode_text(_read_zip_entry(archive, archive.getinfo(label_member)))
+                except UnreadableFileError as error:
+                    raise ValueError(f"{path}: {label_member} cannot be read ({error})") from None
+                for row_id, name, votes in _label_rows(collector, folder, text):
                     member = prefix + name
-                    data = archive.read(member) if member in names else None
+                    data = None
+                    if member in names:
+                        info = archive.getinfo(member)
+                        problem = unsafe_zip_entry(info)
+                        if problem is None:
+                            data, problem = read_file_bytes(lambda i=info: _read_zip_entry(archive, i))
+                        if problem:
+                            collector.dropped.add(row_id, problem, problem_category(problem))
+                            continue
                     collector.add(row_id, split, data, name, votes, member)
             if not found:
                 raise FileNotFoundError(f"{path} holds no FER2013Train/, FER2013Valid/ or FER2013Test/ label.csv "
@@ -212,13 +276,14 @@ def _load_official(path: Path, collector: _Collector, source: str):
             logger.warning("FER+ folder %s has no %s/label.csv: split %r stays empty", path, folder, split)
             continue
         found = True
-        for name, votes, raw in _read_label_csv(label_path.read_text(encoding="utf-8")):
-            row_id = f"{folder}/{name}"
-            if votes is None:
-                collector.dropped.add(row_id, f"malformed label.csv row {raw!r}", "malformed label.csv row")
-                continue
+        for row_id, name, votes in _label_rows(collector, folder, _decode_text(label_path.read_bytes())):
             image_path = path / folder / name
-            data = image_path.read_bytes() if image_path.is_file() else None
+            data = None
+            if image_path.is_file():
+                data, problem = read_file_bytes(image_path.read_bytes)
+                if problem:
+                    collector.dropped.add(row_id, problem, problem_category(problem))
+                    continue
             collector.add(row_id, split, data, name, votes, f"{folder}/{name}")
     if not found:
         raise FileNotFoundError(f"{path} holds no FER2013Train/, FER2013Valid/ or FER2013Test/ label.csv "
@@ -237,9 +302,9 @@ def read_fer2013new(csv_path) -> list:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"FER+ votes not found at {csv_path} (expected fer2013new.csv)")
-    with open(csv_path, newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = [h.strip() for h in next(reader, [])]
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        records = _csv_rows(handle)
+        header = [h.strip() for h in (next(records, None) or [])]
         missing = [c for c in ("Usage",) + FERPLUS_VOTE_COLUMNS if c not in header]
         if missing:
             raise ValueError(f"{csv_path} is not fer2013new.csv: missing column(s) {missing}")
@@ -247,7 +312,10 @@ def read_fer2013new(csv_path) -> list:
         name_i = header.index("Image name") if "Image name" in header else None
         vote_i = [header.index(c) for c in FERPLUS_VOTE_COLUMNS]
         rows = []
-        for record in reader:
+        for record in records:
+            if record is None:  # an unparsable line still is a row: row i must stay row i of fer2013.csv
+                rows.append(("", "", None))
+                continue
             if not record:
                 continue
             votes = _parse_votes([record[i] for i in vote_i]) if len(record) == len(header) else None
@@ -267,16 +335,32 @@ def read_link_table(link_table) -> dict:
     if not link_table.is_file():
         raise FileNotFoundError(f"FER2013-to-FER+ link table not found at {link_table} "
                                 "(expected fer2013_images_to_ferplus.csv)")
-    with open(link_table, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"image", "usage", "fer2013_row", "match"} - set(reader.fieldnames or [])
+    with open(link_table, newline="", encoding="utf-8-sig", errors="replace") as handle:
+        records = _csv_rows(handle)
+        header = [h.strip() for h in (next(records, None) or [])]
+        missing = {"image", "usage", "fer2013_row", "match"} - set(header)
         if missing:
             raise ValueError(f"{link_table} is not a FER2013-to-FER+ link table: missing column(s) {sorted(missing)}")
+        index = {name: header.index(name) for name in ("image", "usage", "fer2013_row", "match")}
         table = {}
-        for record in reader:
-            row = record["fer2013_row"].strip()
-            table[record["image"]] = (record["usage"], int(float(row)) if row else None, record["match"])
+        for fields in records:
+            if not fields or len(fields) <= index["image"]:  # unparsable or empty line: its image stays unlinked
+                continue
+            get = {name: (fields[i].strip() if i < len(fields) else "") for name, i in index.items()}
+            row = _row_number(get["fer2013_row"])
+            table[fields[index["image"]]] = (get["usage"], row,
+                                             get["match"] if row is not None or not get["fer2013_row"]
+                                             else f"invalid fer2013_row {get['fer2013_row'][:20]!r}")
     return table
+
+
+def _row_number(text: str) -> Optional[int]:
+    """A 0-based row number (``12``, ``12.0``), else None (empty, negative, fractional, NaN, text)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if 0 <= value < 2 ** 31 and value == int(value) else None
 
 
 def _resolve_fer2013(csv_path: Path, fer2013_path) -> Path:
@@ -336,7 +420,7 @@ def _load_from_fer2013new(csv_path: Path, collector: _Collector, fer2013_path, l
                                     f"fer2013_images_to_ferplus.csv (not found next to it): pass link_table=")
     table = read_link_table(link_table)
     n_files = 0
-    for name, read in iter_image_files(images):
+    for name, read in iter_image_files(images, collector.dropped):
         n_files += 1
         entry = table.get(name)
         if entry is None:
@@ -347,11 +431,15 @@ def _load_from_fer2013new(csv_path: Path, collector: _Collector, fer2013_path, l
             collector.dropped.add(name, f"no FER+ row for this image (link table match: {match})",
                                   f"no FER+ row ({match})")
             continue
-        if USAGE_TO_SPLIT.get(usage) != USAGE_TO_SPLIT.get(votes_rows[row][0] if row < len(votes_rows) else None):
+        if USAGE_TO_SPLIT.get(usage) != USAGE_TO_SPLIT.get(votes_rows[row][0] if 0 <= row < len(votes_rows) else None):
             collector.dropped.add(name, f"link table usage {usage!r} differs from fer2013new.csv row {row}",
                                   "usage mismatch")
             continue
-        add(name, row, read(), name)
+        data, problem = read_file_bytes(read)
+        if problem:
+            collector.dropped.add(name, problem, problem_category(problem))
+            continue
+        add(name, row, data, name)
     if n_files == 0:
         raise ValueError(f"No image files found in {images}")
     return collector.build(source)
@@ -402,9 +490,9 @@ def load_ferplus_hub(dataset_id: str, labels: str = "majority", label_set: str =
             if label is None:
                 collector.dropped.add(row_id, f"unknown label {name!r}", "unknown label")
                 continue
-            problem, digest = inspect_image_bytes(data) if data else ("missing image", None)
+            problem, digest = inspect_image_bytes(data)
             if problem:
-                collector.dropped.add(row_id, problem, "undecodable image")
+                collector.dropped.add(row_id, problem, problem_category(problem))
                 continue
             one_hot = [0.0] * n_classes
             one_hot[label] = 1.0

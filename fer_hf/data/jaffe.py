@@ -19,9 +19,10 @@ import numpy as np
 from PIL import Image
 
 from .. import detection as _detection
+from ..image_processing_fer import open_image, to_l_or_rgb
 from .common import (DroppedRows, build_dataset_dict, canonical_label, check_image_bytes, corpus_features,
                      hub_image_and_label_columns, hub_image_bytes, iter_image_files, label_names, logger,
-                     looks_like_hub_id, report_label_coverage)
+                     looks_like_hub_id, problem_category, read_file_bytes, report_label_coverage)
 
 #: JAFFE expression code -> class name.
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "SA": "sad", "SU": "surprise",
@@ -48,13 +49,17 @@ def _features(label_set: str):
 
 
 def _folder_items(path: Path, dropped: DroppedRows):
-    for name, read in iter_image_files(path):
+    for name, read in iter_image_files(path, dropped):
         match = _NAME.match(Path(name).name)
         if match is None or match.group(2) not in JAFFE_CODES:
             dropped.add(name, "file name is not <subject>.<AN|DI|FE|HA|NE|SA|SU><n>.<number>.tiff",
                         "file name without subject / expression code")
             continue
-        yield name, JAFFE_CODES[match.group(2)], match.group(1), read()
+        data, problem = read_file_bytes(read)
+        if problem:
+            dropped.add(name, problem, problem_category(problem))
+            continue
+        yield name, JAFFE_CODES[match.group(2)], match.group(1), data
 
 
 def _hub_items(dataset_id: str, dropped: DroppedRows, **load_kwargs):
@@ -77,6 +82,14 @@ def _hub_items(dataset_id: str, dropped: DroppedRows, **load_kwargs):
                 dropped.add(row_id, "no subject column and no subject in the file name", "no subject")
                 continue
             yield row_id, JAFFE_CODES.get(str(name).upper(), name), subject, hub_image_bytes(image)
+
+
+def _gray(data: bytes) -> Image.Image:
+    """The validated image bytes as an 8-bit grey PIL image (16-bit and float TIFFs scaled, palette expanded,
+    transparency over white: `fer_hf.image_processing_fer.to_l_or_rgb`; a plain ``convert("L")`` would clip
+    16-bit grey levels to white)."""
+    with open_image(io.BytesIO(data)) as im:
+        return to_l_or_rgb(im).convert("L")
 
 
 def _crop_adjustment_key(detector):
@@ -109,8 +122,7 @@ def _crop_with_detector(items, detector, margin, min_face_size, detection_thresh
     adjust_box = getattr(_detection, "adjust_box", None)
     found = {}
     for row_id, _, _, data in items:
-        with Image.open(io.BytesIO(data)) as im:
-            gray = im.convert("L")
+        gray = _gray(data)
         boxes, scores = detector.detect(gray)
         boxes, scores = np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32).reshape(-1)
         valid = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
@@ -205,9 +217,9 @@ def load_jaffe(path, label_set: str = "fer2013", cache_dir=None, detector="mtcnn
         if label is None:
             dropped.add(row_id, f"unknown label {class_name!r}", "unknown label")
             continue
-        problem = check_image_bytes(data) if data else "missing image"
+        problem = check_image_bytes(data)
         if problem:
-            dropped.add(row_id, problem, "undecodable image")
+            dropped.add(row_id, problem, problem_category(problem))
             continue
         items.append((row_id, label, subject, data))
 
@@ -216,8 +228,7 @@ def load_jaffe(path, label_set: str = "fer2013", cache_dir=None, detector="mtcnn
     if detector is None:
         entries = {}
         for row_id, _, _, data in items:
-            with Image.open(io.BytesIO(data)) as im:
-                gray = im.convert("L")
+            gray = _gray(data)
             buffer = io.BytesIO()
             gray.save(buffer, format="PNG")
             entries[row_id] = {"png": buffer.getvalue(), "box": [0, 0, gray.width, gray.height], "score": None,

@@ -11,7 +11,7 @@ from typing import Optional
 
 from .common import (DroppedRows, build_dataset_dict, canonical_label, corpus_features, hub_image_and_label_columns,
                      hub_image_bytes, inspect_image_bytes, iter_image_files, label_names, logger, looks_like_hub_id,
-                     outside_label_set, report_label_coverage)
+                     outside_label_set, problem_category, read_file_bytes, report_label_coverage)
 
 _BLACK = "unusable: all-black image (face-detector failure in the original release)"
 _NOT_A_FACE = "unusable: background, body or a face fragment, not a face (face-detector failure)"
@@ -123,7 +123,7 @@ def load_sfew(path, label_set: str = "fer2013", validate_images: bool = True, dr
         items, source = _hub_items(text, **hub_kwargs), text
     else:
         path = _resolve(path)
-        items, source = _folder_items(path), str(path)
+        items, source = _folder_items(path, dropped), str(path)
     n_files = 0
     for row_id, split, class_name, read in items:
         n_files += 1
@@ -144,13 +144,13 @@ def load_sfew(path, label_set: str = "fer2013", validate_images: bool = True, dr
             else:
                 dropped.add(row_id, f"unknown label {class_name!r}", "unknown label")
             continue
-        data = read()
+        data, problem = read_file_bytes(read)
         digest = None
-        if validate_images:
-            problem, digest = inspect_image_bytes(data) if data else ("missing image", None)
-            if problem:
-                dropped.add(row_id, problem, "undecodable image")
-                continue
+        if validate_images and problem is None:
+            problem, digest = inspect_image_bytes(data)
+        if problem:
+            dropped.add(row_id, problem, problem_category(problem))
+            continue
         movie, clip = sfew_movie_and_clip(row_id)
         rows[split].append({"image": {"bytes": data, "path": row_id}, "label": label, "image_id": row_id,
                             "_pixel_hash": digest,
@@ -165,8 +165,8 @@ def load_sfew(path, label_set: str = "fer2013", validate_images: bool = True, dr
     return out
 
 
-def _folder_items(path: Path):
-    for name, read in iter_image_files(path):
+def _folder_items(path: Path, dropped: DroppedRows):
+    for name, read in iter_image_files(path, dropped):
         parts = Path(name).parts
         split = next((_SPLITS[p.lower()] for p in parts[:-2] if p.lower() in _SPLITS), None)
         yield name, split, parts[-2] if len(parts) >= 2 else "", read
