@@ -1,0 +1,187 @@
+#!/usr/bin/env python
+"""The app under concurrent load: N `gradio_client` clients on loopback send real photos for a fixed time.
+
+    python benchmarks/concurrency.py [--clients 20] [--seconds 60] [--detector mtcnn] [--note "..."]
+
+Starts app.py as a subprocess on a free loopback port, then N client threads each loop (bounded by the
+duration) over the sample photos calling the Image tab's API (`/analyze_image`, a photo per request,
+each client with its own detector / minimum face size so that leaking settings would show). Reports
+requests completed, errors, throughput, latency p50 / p95 / max, that every response's face count is the
+one its own settings give (checked against a sequential reference), and the server's resident memory
+(RSS, from /proc) at start, after warm-up, at the end and its peak. Writes benchmarks/CONCURRENCY.md and
+concurrency.json with the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PHOTOS = ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg", "neutral.jpeg", "sad-baby.jpeg")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its children in MB (from /proc/<pid>/status VmRSS)."""
+    total = 0.0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    return total
+
+
+def start_app(log_path: Path):
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    log = open(log_path, "w")
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}/"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return process, url
+        except Exception:
+            if process.poll() is not None:
+                raise RuntimeError(log_path.read_text()[-3000:])
+            time.sleep(1)
+    process.kill()
+    raise RuntimeError("app.py did not start in 240 s")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--samples", default=str(REPO.parent / "shared" / "data" / "samples"))
+    parser.add_argument("--settings", nargs="+", default=["mtcnn:20", "haar:60"],
+                        help="detector:min_face_size pairs, given to the clients in turn.")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "concurrency.json"))
+    args = parser.parse_args()
+    from gradio_client import Client, handle_file
+
+    samples = Path(args.samples)
+    photos = [samples / name for name in PHOTOS if (samples / name).is_file()]
+    settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.settings]
+    log_path = Path(args.output).with_name("concurrency_server.log")
+    process, url = start_app(log_path)
+    memory = {"start": rss_mb(process.pid)}
+    peak = [memory["start"]]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            peak.append(rss_mb(process.pid))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        reference_client = Client(url, verbose=False)
+        expected = {}
+        for photo in photos:  # sequential reference (also the warm-up: models and detectors loaded)
+            for detector, size in settings:
+                summary = reference_client.predict(handle_file(str(photo)), "fer-vgg-fer2013", detector, size, False,
+                                                   api_name="/analyze_image")[5]
+                expected[(photo.name, detector, size)] = summary
+        memory["after_warm_up"] = rss_mb(process.pid)
+        latencies, errors, mismatches = [], [], []
+        lock = threading.Lock()
+        deadline = time.time() + args.seconds
+
+        def client_loop(index: int):
+            client = Client(url, verbose=False)
+            detector, size = settings[index % len(settings)]
+            k = index
+            while time.time() < deadline:
+                photo = photos[k % len(photos)]
+                k += 1
+                started = time.perf_counter()
+                try:
+                    summary = client.predict(handle_file(str(photo)), "fer-vgg-fer2013", detector, size, False,
+                                             api_name="/analyze_image")[5]
+                except Exception as error:  # noqa: BLE001 - counted and reported
+                    with lock:
+                        errors.append(f"{type(error).__name__}: {error}")
+                    continue
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    if summary != expected[(photo.name, detector, size)]:
+                        mismatches.append((photo.name, detector, size, summary))
+
+        started = time.time()
+        threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.time() - started
+        memory["end"] = rss_mb(process.pid)
+    finally:
+        stop.set()
+        watcher.join(timeout=2)
+        process.terminate()
+        process.wait(timeout=60)
+    memory["peak"] = max(peak)
+    latencies.sort()
+    result = {
+        "command": "python benchmarks/concurrency.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "note": args.note,
+        "clients": args.clients, "seconds": args.seconds, "settings": args.settings,
+        "requests": len(latencies), "errors": len(errors), "error_examples": errors[:5],
+        "settings_mismatches": len(mismatches), "mismatch_examples": mismatches[:5],
+        "wall_s": round(wall, 1), "requests_per_s": round(len(latencies) / wall, 3) if wall else 0.0,
+        "latency_s": {"p50": round(statistics.median(latencies), 3) if latencies else None,
+                      "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 3) if latencies else None,
+                      "max": round(latencies[-1], 3) if latencies else None},
+        "server_rss_mb": {k: round(v, 1) for k, v in memory.items()},
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+    }
+    Path(args.output).write_text(json.dumps(result, indent=1))
+    lines = ["# The app under concurrent clients", "", f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
+             f"Note: {result['note'] or '-'}  ", "",
+             f"{args.clients} `gradio_client` clients on loopback, each sending the sample photos in turn to "
+             f"`/analyze_image` for {args.seconds:g} s, with detector settings {args.settings} alternating between "
+             "clients (each response is compared with the sequential answer for its own settings).", "",
+             "| measure | value |", "| --- | --- |",
+             f"| requests completed | {result['requests']} |", f"| errors | {result['errors']} |",
+             f"| responses that are not their own settings' answer | {result['settings_mismatches']} |",
+             f"| throughput | {result['requests_per_s']} requests/s |",
+             f"| latency p50 / p95 / max | {result['latency_s']['p50']} / {result['latency_s']['p95']} / "
+             f"{result['latency_s']['max']} s |",
+             f"| server RSS at start / after warm-up / at end / peak | {memory['start']:.0f} / "
+             f"{memory['after_warm_up']:.0f} / {memory['end']:.0f} / {memory['peak']:.0f} MB |",
+             f"| load average at end | {result['load_average_at_end']} |", ""]
+    Path(args.output).with_name("CONCURRENCY.md").write_text("\n".join(lines))
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
