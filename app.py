@@ -83,6 +83,14 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
             webcam_interval = gr.Slider(0, 2, value=0, step=0.1, label="Processing interval (s, 0 = as fast as possible)",
                                         elem_id="webcam-interval")
         with gr.Row():
+            # the live path's own detector: BlazeFace full range keeps it real-time (43-47 frames/s detecting
+            # every frame vs 10-16 for MTCNN, benchmarks/LIVE_PATH.md); photos keep MTCNN (Settings), which
+            # also finds small, low-contrast faces that BlazeFace misses
+            webcam_detector = gr.Radio(available_detectors(), value="blazeface-full", label="Face detector (live)",
+                                       elem_id="webcam-detector")
+            webcam_min_face_size = gr.Slider(10, 200, value=40, step=1, label="Minimum face size (pixels, live)",
+                                             elem_id="webcam-min-face-size")
+        with gr.Row():
             webcam_in = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Webcam")
             webcam_out = gr.Image(label="Annotated stream", format="jpeg")
         webcam_status = gr.Markdown()
@@ -152,7 +160,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
             return gr.skip(), gr.skip(), state
         return analyze_frame(frame, model, detector, min_face_size, state, mirror=mirror, detect_every=detect_every)
 
-    webcam_in.stream(_frame, [webcam_in, model, detector, min_face_size, webcam_state, webcam_mirror,
+    webcam_in.stream(_frame, [webcam_in, model, webcam_detector, webcam_min_face_size, webcam_state, webcam_mirror,
                               webcam_detect_every, webcam_interval],
                      [webcam_out, webcam_status, webcam_state], stream_every=0.1, concurrency_limit=1,
                      time_limit=600, show_progress="hidden", api_name="analyze_frame")

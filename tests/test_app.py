@@ -248,15 +248,19 @@ def test_webcam_stream_in_headless_chromium(server, tmp_path):
             expect(record).to_have_text(re.compile("Stop"), timeout=60_000)
             readout = page.get_by_text(WEBCAM_READOUT)
             expect(readout).to_be_visible(timeout=60_000)
-            reads = []
+            reads, texts = [], []
             for _ in range(6):
                 page.wait_for_timeout(3_000)
-                fps, frames = WEBCAM_READOUT.search(readout.inner_text()).groups()
+                text = readout.inner_text()
+                texts.append(text)
+                fps, frames = WEBCAM_READOUT.search(text).groups()
                 reads.append((int(frames), float(fps)))
             counts = [frames for frames, _ in reads]
             assert all(b > a for a, b in pairwise(counts)), reads
             assert len(counts) - 1 >= 3 and reads[-1][1] > 0, reads
-            assert " face(s): #" in readout.inner_text()  # the moving face is followed with a track id
+            # the moving face is found and followed with a track id (it may be between detections or at the
+            # frame's edge in a single reading)
+            assert sum(" face(s): #" in text for text in texts) >= 3, texts
             # the annotated stream is shown next to the webcam, as served files
             assert page.locator("img[src*='/gradio_api/file=']").count() >= 1
         except BaseException:
