@@ -89,7 +89,9 @@ def main():
     samples = Path(args.samples)
     photos = [samples / name for name in PHOTOS if (samples / name).is_file()]
     settings = [(s.split(":")[0], int(s.split(":")[1])) for s in args.settings]
-    log_path = Path(args.output).with_name("concurrency_server.log")
+    import tempfile
+
+    log_path = Path(tempfile.mkdtemp(prefix="fer_hf_concurrency_")) / "server.log"
     process, url = start_app(log_path)
     memory = {"start": rss_mb(process.pid)}
     peak = [memory["start"]]
