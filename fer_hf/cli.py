@@ -7,6 +7,7 @@ Subcommands:
     export-onnx   ONNX export (dynamic batch axis, optional int8) of a fer_hf model (fer_hf.onnx_export)
     predict    expressions of every face in images, folders and videos -> CSV / JSON / JSONL (fer_hf.predict;
                data parallel under ``accelerate launch -m fer_hf predict``)
+    benchmark  speed on this machine: classifier faces/s at batch 1 and 64, the live path, one photo
 """
 
 from __future__ import annotations
@@ -223,6 +224,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto (default): torch.onnx dynamo exporter, TorchScript exporter if that fails.")
     export.set_defaults(handler=_export_onnx)
 
+    bench = commands.add_parser(
+        "benchmark", help="Speed on this machine: classifier faces/s, the live path, one photo (JSON).",
+        description="Times the default (or --model) classifier at batch 1 and --batch-size on the face crops of "
+                    "--image, the live path (the image letterboxed into 640x480: detect, crop, classify, annotate) "
+                    "and recognizer.predict on the image; medians of --repeats runs. benchmarks/*.py measure more.")
+    bench.add_argument("--model", default=None, help="Released name, folder or Hub id (default: the default model).")
+    bench.add_argument("--image", required=True, help="A photo with at least one face.")
+    bench.add_argument("--detector", default="blazeface-full", help="Face detector (default blazeface-full).")
+    bench.add_argument("--backend", default="torch", choices=["torch", "onnx"])
+    bench.add_argument("--batch-size", "--batch_size", type=int, default=64)
+    bench.add_argument("--repeats", type=int, default=20)
+    bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    bench.add_argument("--output", default=None, help="Also write the JSON here.")
+    bench.set_defaults(handler=_benchmark)
+
     from .predict import add_predict_arguments
 
     predict = commands.add_parser(
@@ -235,6 +251,74 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_arguments(predict)
     predict.set_defaults(handler=_predict)
     return parser
+
+
+def _benchmark(args) -> int:
+    """Classifier faces/s (batch 1 and --batch-size, the photo's own face crops repeated), the live path (the
+    photo letterboxed into 640x480, detection every frame) and ``recognizer.predict`` on the photo, as JSON.
+    torch's thread count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return _run_benchmark(args, torch.get_num_threads())
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_benchmark(args, threads: int) -> int:
+    import statistics
+    import time
+
+    from PIL import Image
+
+    from .live import measure_live_path
+    from .recognizer import FaceExpressionRecognizer, load_image
+
+    try:
+        recognizer = FaceExpressionRecognizer.from_pretrained(args.model, detector=args.detector,
+                                                              backend=args.backend)
+        photo = load_image(args.image)
+    except (OSError, ValueError) as error:
+        print(f"fer-hf benchmark: {error}", file=sys.stderr)
+        return 2
+    _, _, crops = recognizer.crop_faces(photo)
+    if not crops:
+        print(f"fer-hf benchmark: no face found in {args.image} with {args.detector}", file=sys.stderr)
+        return 2
+
+    def median_seconds(function, repeats):
+        function()
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            function()
+            times.append(time.perf_counter() - started)
+        return statistics.median(times)
+
+    batch = (crops * (args.batch_size // len(crops) + 1))[:args.batch_size]
+    frame = Image.new("RGB", (640, 480), (90, 90, 90))
+    scale = min(640 / photo.width, 480 / photo.height)
+    small = photo.convert("RGB").resize((max(1, round(photo.width * scale)), max(1, round(photo.height * scale))))
+    frame.paste(small, ((640 - small.width) // 2, (480 - small.height) // 2))
+    result = {
+        "model": str(args.model or "default"), "backend": args.backend, "detector": args.detector,
+        "torch_threads": threads, "image": str(args.image), "faces_in_image": len(crops),
+        "classifier_faces_per_s_batch_1": 1 / median_seconds(lambda: recognizer.classify_faces(crops[:1]),
+                                                             args.repeats),
+        f"classifier_faces_per_s_batch_{args.batch_size}": args.batch_size / median_seconds(
+            lambda: recognizer.classify_faces(batch), args.repeats),
+        "photo_ms": 1000 * median_seconds(lambda: recognizer.predict(photo), args.repeats),
+        "live_path_640x480": measure_live_path(recognizer, frame, frames=args.repeats, detect_every=1),
+    }
+    text = json.dumps(result, indent=1)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as handle:
+            handle.write(text)
+    return 0
 
 
 def main(argv=None) -> int:

@@ -110,3 +110,21 @@ def test_measure_live_path(default_recognizer):
     frame = Image.open(SAMPLES / "surprised.jpeg").convert("RGB").resize((640, 427))
     result = measure_live_path(default_recognizer, frame, frames=3, detect_every=1, warmup=1)
     assert result["faces"] == 1 and result["ms_per_frame"] > 0 and result["ms_p95"] >= result["ms_per_frame"] * 0.5
+
+
+def test_benchmark_command_measures_the_photo(tmp_path, capsys):
+    import json
+
+    from fer_hf.cli import main
+
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", "--image", str(SAMPLES / "group.jpeg"), "--repeats", "2", "--batch-size", "8",
+                 "--threads", "1", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["faces_in_image"] == 4 and result["detector"] == "blazeface-full" and result["torch_threads"] == 1
+    assert result["classifier_faces_per_s_batch_1"] > 0 and result["classifier_faces_per_s_batch_8"] > 0
+    assert result["photo_ms"] > 0 and result["live_path_640x480"]["faces"] >= 1
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (320, 240), (120, 120, 120)).save(blank)
+    assert main(["benchmark", "--image", str(blank), "--repeats", "1"]) == 2
+    assert "no face found" in capsys.readouterr().err
