@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from fer_hf import FaceExpressionRecognizer  # noqa: E402
 from fer_hf.augmentation import augment_batch  # noqa: E402
+from fer_hf.profiling import median_seconds  # noqa: E402
 
 
 def machine() -> dict:
@@ -46,14 +47,7 @@ def machine() -> dict:
 
 
 def timed(fn, repeats, warmup=2):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(fn, repeats, warmup)
 
 
 def main():

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from fer_hf import FaceExpressionRecognizer  # noqa: E402
 from fer_hf.live import measure_live_path  # noqa: E402
+from fer_hf.profiling import run_times  # noqa: E402
 
 DETECTORS = ("blazeface-short", "blazeface-full", "mtcnn")
 
@@ -49,13 +50,7 @@ def letterboxed_frame(photo: Path, size=(640, 480)) -> Image.Image:
 
 
 def timed(fn, repeats: int, warmup: int = 2) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
+    times = [1000 * t for t in run_times(fn, repeats, warmup)]
     return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95))}
 
 

@@ -269,12 +269,10 @@ def _benchmark(args) -> int:
 
 
 def _run_benchmark(args, threads: int) -> int:
-    import statistics
-    import time
-
     from PIL import Image
 
     from .live import measure_live_path
+    from .profiling import median_seconds
     from .recognizer import FaceExpressionRecognizer, load_image
 
     try:
@@ -288,15 +286,6 @@ def _run_benchmark(args, threads: int) -> int:
     if not crops:
         print(f"fer-hf benchmark: no face found in {args.image} with {args.detector}", file=sys.stderr)
         return 2
-
-    def median_seconds(function, repeats):
-        function()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - started)
-        return statistics.median(times)
 
     batch = (crops * (args.batch_size // len(crops) + 1))[:args.batch_size]
     frame = Image.new("RGB", (640, 480), (90, 90, 90))

@@ -28,3 +28,24 @@ def gflops_per_face(model, num_channels: int = None, image_size: int = None) -> 
     finally:
         model.train(was_training)
     return counter.get_total_flops() / 1e9
+
+
+def run_times(function, repeats: int, warmup: int = 1) -> list:
+    """Wall-clock seconds of ``repeats`` calls of ``function()`` (after ``warmup`` untimed calls)."""
+    import time
+
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def median_seconds(function, repeats: int, warmup: int = 1) -> float:
+    """Median wall-clock seconds of one call of ``function()`` over ``repeats`` timed calls (`run_times`)."""
+    import statistics
+
+    return statistics.median(run_times(function, repeats, warmup))
