@@ -29,9 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import shutil
-import stat
 import tempfile
 import zipfile
 import zlib
@@ -39,6 +37,8 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Optional
 
 from PIL import Image
+
+from .data.common import unsafe_zip_entry
 
 logger = logging.getLogger(__name__)
 
@@ -168,22 +168,13 @@ class ExtractedFiles(list):
 
 
 def _unsafe_reason(info: zipfile.ZipInfo) -> Optional[str]:
-    """Why this entry must not be written (None: a regular file with a safe relative name)."""
+    """Why this entry must not be written (None: a regular image file with a safe relative name):
+    `fer_hf.data.common.unsafe_zip_entry`'s reasons, then macOS metadata and non-image names."""
+    reason = unsafe_zip_entry(info)
+    if reason is not None:
+        return reason
     name = info.filename.replace("\\", "/")
-    mode = info.external_attr >> 16
-    if mode and stat.S_ISLNK(mode):
-        return "symbolic link"
-    if mode and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-        return "not a regular file"
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "absolute path"
     parts = PurePosixPath(name).parts
-    if ".." in parts:
-        return "'..' in the path"
-    if "\x00" in name or not parts:
-        return "invalid name"
-    if info.flag_bits & 0x1:
-        return "encrypted"
     if parts[0] == "__MACOSX" or parts[-1].startswith("._"):
         return "macOS metadata"
     if not name.lower().endswith(IMAGE_SUFFIXES):

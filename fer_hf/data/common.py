@@ -8,13 +8,14 @@ import hashlib
 import io
 import logging
 import os
+import re
 import stat
 import warnings
 import zipfile
 import zlib
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Optional
 
 import numpy as np
@@ -242,21 +243,31 @@ def iter_folder_files(root: Path, dropped: Optional["DroppedRows"] = None) -> It
 
 
 def unsafe_zip_entry(info: zipfile.ZipInfo) -> Optional[str]:
-    """Why a zip entry is not read as an image (None: a regular file with a safe relative name): a symbolic
-    link or other non-regular entry, an absolute name or one with ``..`` components (never written anywhere
-    by fer_hf, which reads zips in memory, but not a file of the corpus either) or an encrypted entry."""
+    """Why a zip entry must be neither extracted nor read as a file (None: a regular file with a safe
+    relative name). The one check shared by the corpus loaders (which read zips in memory) and
+    `fer_hf.uploads.extract_zip_safely` (which writes entries to disk):
+
+    - ``"symbolic link"`` / ``"not a regular file"``: the Unix file type in ``external_attr`` says so;
+    - ``"absolute path"``: a name starting with ``/`` or a drive letter (``C:``);
+    - ``"'..' in the path"``: a ``..`` component, with ``\\`` read as a separator too;
+    - ``"invalid name"``: empty, or with a NUL byte;
+    - ``"encrypted (password needed)"``: the encryption flag is set.
+    """
     name = info.filename.replace("\\", "/")
     mode = info.external_attr >> 16
     if mode and stat.S_ISLNK(mode):
-        return "symbolic link in the zip"
+        return "symbolic link"
     if mode and stat.S_IFMT(mode) and not stat.S_ISREG(mode):
-        return "not a regular file in the zip"
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "absolute path in the zip"
-    if ".." in name.split("/"):
-        return "'..' in the zip path"
+        return "not a regular file"
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        return "'..' in the path"
+    if "\x00" in name or not parts:
+        return "invalid name"
     if info.flag_bits & 0x1:
-        return "encrypted zip entry (password needed)"
+        return "encrypted (password needed)"
     return None
 
 
