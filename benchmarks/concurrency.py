@@ -1,15 +1,17 @@
 #!/usr/bin/env python
 """The app under concurrent load: N `gradio_client` clients on loopback send real photos for a fixed time.
 
-    python benchmarks/concurrency.py [--clients 20] [--seconds 60] [--detector mtcnn] [--note "..."]
+    python benchmarks/concurrency.py [--clients 20] [--seconds 60] [--rounds 1] [--server_env K=V ...] [--note "..."]
 
 Starts app.py as a subprocess on a free loopback port, then N client threads each loop (bounded by the
 duration) over the sample photos calling the Image tab's API (`/analyze_image`, a photo per request,
 each client with its own detector / minimum face size so that leaking settings would show). Reports
 requests completed, errors, throughput, latency p50 / p95 / max, that every response's face count is the
 one its own settings give (checked against a sequential reference), and the server's resident memory
-(RSS, from /proc) at start, after warm-up, at the end and its peak. Writes benchmarks/CONCURRENCY.md and
-concurrency.json with the command.
+(RSS, from /proc) at start, after warm-up, at the end of each round (``--rounds``: the load is repeated, so
+that growth that levels off can be told from growth that goes on) and its peak. ``--server_env`` sets
+environment variables of the server process only (e.g. ``MALLOC_ARENA_MAX=2``). Writes
+benchmarks/CONCURRENCY.md and concurrency.json with the command.
 """
 
 from __future__ import annotations
@@ -56,9 +58,10 @@ def rss_mb(pid: int) -> float:
     return total
 
 
-def start_app(log_path: Path):
+def start_app(log_path: Path, server_env: dict | None = None):
     port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False",
+               **(server_env or {}))
     log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, str(REPO / "app.py")], cwd=REPO, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}/"
@@ -77,7 +80,10 @@ def start_app(log_path: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=60.0, help="Length of one round of load.")
+    parser.add_argument("--rounds", type=int, default=1, help="Rounds of load, back to back (RSS after each).")
+    parser.add_argument("--server_env", nargs="*", default=[], metavar="K=V",
+                        help="Environment variables for the server process only.")
     parser.add_argument("--samples", default=str(REPO.parent / "shared" / "data" / "samples"))
     parser.add_argument("--settings", nargs="+", default=["mtcnn:20", "haar:60"],
                         help="detector:min_face_size pairs, given to the clients in turn.")
@@ -92,7 +98,8 @@ def main():
     import tempfile
 
     log_path = Path(tempfile.mkdtemp(prefix="fer_hf_concurrency_")) / "server.log"
-    process, url = start_app(log_path)
+    server_env = dict(item.split("=", 1) for item in args.server_env)
+    process, url = start_app(log_path, server_env)
     memory = {"start": rss_mb(process.pid)}
     peak = [memory["start"]]
     stop = threading.Event()
@@ -115,7 +122,7 @@ def main():
         memory["after_warm_up"] = rss_mb(process.pid)
         latencies, errors, mismatches = [], [], []
         lock = threading.Lock()
-        deadline = time.time() + args.seconds
+        deadline = 0.0
 
         def client_loop(index: int):
             client = Client(url, verbose=False)
@@ -139,11 +146,15 @@ def main():
                         mismatches.append((photo.name, detector, size, summary))
 
         started = time.time()
-        threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        rounds = []
+        for _ in range(args.rounds):
+            deadline = time.time() + args.seconds
+            threads = [threading.Thread(target=client_loop, args=(i,)) for i in range(args.clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            rounds.append(round(rss_mb(process.pid), 1))
         wall = time.time() - started
         memory["end"] = rss_mb(process.pid)
     finally:
@@ -163,14 +174,15 @@ def main():
         "latency_s": {"p50": round(statistics.median(latencies), 3) if latencies else None,
                       "p95": round(latencies[int(0.95 * (len(latencies) - 1))], 3) if latencies else None,
                       "max": round(latencies[-1], 3) if latencies else None},
-        "server_rss_mb": {k: round(v, 1) for k, v in memory.items()},
+        "server_env": server_env, "rounds": args.rounds,
+        "server_rss_mb": {k: round(v, 1) for k, v in memory.items()}, "server_rss_mb_after_each_round": rounds,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
     Path(args.output).write_text(json.dumps(result, indent=1))
     lines = ["# The app under concurrent clients", "", f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
              f"Note: {result['note'] or '-'}  ", "",
              f"{args.clients} `gradio_client` clients on loopback, each sending the sample photos in turn to "
-             f"`/analyze_image` for {args.seconds:g} s, with detector settings {args.settings} alternating between "
+             f"`/analyze_image` for {args.rounds} x {args.seconds:g} s (server environment: {server_env or 'default'}), with detector settings {args.settings} alternating between "
              "clients (each response is compared with the sequential answer for its own settings).", "",
              "| measure | value |", "| --- | --- |",
              f"| requests completed | {result['requests']} |", f"| errors | {result['errors']} |",
@@ -180,8 +192,9 @@ def main():
              f"{result['latency_s']['max']} s |",
              f"| server RSS at start / after warm-up / at end / peak | {memory['start']:.0f} / "
              f"{memory['after_warm_up']:.0f} / {memory['end']:.0f} / {memory['peak']:.0f} MB |",
+             f"| server RSS after each round | {' / '.join(f'{v:.0f}' for v in rounds)} MB |",
              f"| load average at end | {result['load_average_at_end']} |", ""]
-    Path(args.output).with_name("CONCURRENCY.md").write_text("\n".join(lines))
+    Path(args.output).with_name(Path(args.output).stem.upper() + ".md").write_text("\n".join(lines))
     print(json.dumps(result, indent=1))
 
 

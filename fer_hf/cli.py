@@ -8,6 +8,8 @@ Subcommands:
     predict    expressions of every face in images, folders and videos -> CSV / JSON / JSONL (fer_hf.predict;
                data parallel under ``accelerate launch -m fer_hf predict``)
     benchmark  speed on this machine: classifier faces/s at batch 1 and 64, the live path, one photo
+    data-quality   a corpus's data-quality report (fer_hf.data.data_quality_report): dropped rows, duplicate
+               images within / across splits, conflicting labels, class balance -> summary + JSON
 """
 
 from __future__ import annotations
@@ -110,6 +112,82 @@ def _export_onnx(args) -> int:
                       "exporter": classifier.exporter, "quantization": classifier.quantization,
                       "input": {"name": "pixel_values", "shape": ["batch", *classifier.input_shape[1:]]},
                       "id2label": {str(k): v for k, v in classifier.config.id2label.items()}}, indent=1))
+    return 0
+
+
+def quality_summary(report: dict) -> str:
+    """A few human-readable lines of a `fer_hf.data.data_quality_report` result: rows per split, dropped rows
+    by reason, duplicate groups within / across splits, conflicting-label groups, class-balance imbalance
+    ratio per split.
+
+    Returns:
+        the text (lines joined by newlines, no trailing newline).
+    """
+    rows = report["rows"]
+    lines = ["rows: " + ", ".join(f"{s} {n:,}" for s, n in rows.items()) + f" (total {sum(rows.values()):,})"]
+    dropped = report.get("dropped")
+    if dropped is None:
+        lines.append("dropped by the loader: not reported")
+    else:
+        reasons = "; ".join(f"{reason}: {n:,}" for reason, n in dropped["by_reason"].items())
+        lines.append(f"dropped by the loader: {dropped['total']:,}" + (f" ({reasons})" if reasons else ""))
+    duplicates = report["duplicates"]
+    lines.append("duplicate groups within a split (identical pixels): " + ", ".join(
+        f"{s} {w['groups']:,} ({w['redundant']:,} redundant images)" for s, w in duplicates["within_split"].items()))
+    cross = duplicates["cross_split"]
+    line = f"duplicate groups across splits: {cross['groups']:,} ({cross['images']:,} images"
+    if cross["groups"]:
+        line += "; " + ", ".join(f"{s} {n:,}" for s, n in cross["images_per_split"].items())
+        line += "; groups per split pair: " + ", ".join(f"{p} {n:,}" for p, n in cross["split_pairs"].items())
+    lines.append(line + ")")
+    conflicts = report["conflicting_labels"]
+    lines.append(f"duplicate groups with conflicting labels: {conflicts['groups']:,} "
+                 f"({conflicts['within_split_groups']:,} within a split, {conflicts['cross_split_groups']:,} across)")
+    balance = []
+    for split, entry in report["class_balance"].items():
+        text = f"{split} {entry['imbalance_ratio']}"
+        if entry["empty_classes"]:
+            text += f" (empty: {', '.join(entry['empty_classes'])})"
+        balance.append(text)
+    if balance:
+        lines.append("class imbalance (largest / smallest non-empty class): " + ", ".join(balance))
+    return "\n".join(lines)
+
+
+def _data_quality(args) -> int:
+    """Load the corpus (`fer_hf.evaluation.load_evaluation_corpus`), print `quality_summary` of its `fer_hf.data.data_quality_report`
+    and, with ``--output``, write the report (plus ``command``, ``dataset``, ``data_dir``) as JSON, atomically.
+
+    Returns:
+        0, or 2 (message on stderr, no traceback) when the corpus cannot be loaded or the JSON not written.
+    """
+    from pathlib import Path
+
+    from .atomic import atomic_write_text
+    from .data import data_quality_report
+
+    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    try:
+        from .evaluation import load_evaluation_corpus
+
+        corpus = load_evaluation_corpus(args.dataset, args.data_dir)
+    except (ValueError, NotImplementedError, FileNotFoundError, OSError) as error:
+        missing = "" if Path(args.data_dir).expanduser().exists() else f" ({args.data_dir}: no such file or folder)"
+        print(f"fer-hf data-quality: error: {error}{missing}", file=sys.stderr)
+        return 2
+    report = data_quality_report(corpus, max_examples=args.max_examples)
+    print(f"{args.dataset} ({args.data_dir})")
+    print(quality_summary(report))
+    if args.output:
+        output = Path(args.output)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(output, json.dumps({"command": command, "dataset": args.dataset,
+                                                  "data_dir": str(args.data_dir), **report}, indent=1) + "\n")
+        except OSError as error:
+            print(f"fer-hf data-quality: error: cannot write {output}: {error}", file=sys.stderr)
+            return 2
+        print(f"report: {output}")
     return 0
 
 
@@ -238,6 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     bench.add_argument("--output", default=None, help="Also write the JSON here.")
     bench.set_defaults(handler=_benchmark)
+
+    quality = commands.add_parser(
+        "data-quality", help="Data-quality report of a corpus: dropped rows, duplicates, conflicting labels, balance.",
+        description="Loads the corpus as fer-hf evaluate does (same loaders, every split) and runs "
+                    "fer_hf.data.data_quality_report: rows per split, rows the loader dropped (by reason), groups of "
+                    "images with identical decoded pixels within a split and across splits, duplicate groups with "
+                    "conflicting labels, class counts and imbalance ratio per split. Prints a summary; --output "
+                    "writes the full report as JSON.")
+    quality.add_argument("--dataset", required=True, choices=EVALUATION_DATASETS)
+    quality.add_argument("--data_dir", required=True,
+                         help="The dataset's file or folder (imagefolder: <root>/<class>/*.jpg or "
+                              "<root>/<split>/<class>/*.jpg).")
+    quality.add_argument("--output", default=None, help="Write the full report here as JSON (atomically).")
+    quality.add_argument("--max_examples", type=int, default=5,
+                         help="Example image ids kept per finding in the JSON (default 5).")
+    quality.set_defaults(handler=_data_quality)
 
     from .predict import add_predict_arguments
 

@@ -38,7 +38,7 @@ import logging
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional, Union
+from typing import Optional
 
 import numpy as np
 import torch
@@ -217,17 +217,56 @@ def load_evaluation_split(dataset: str, data_dir, split: str = "test"):
         raise ValueError(f"Unknown dataset {dataset!r}; choose one of {EVALUATION_DATASETS}")
     if dataset == "imagefolder":
         return load_image_folder(data_dir, split)
-    if dataset == "fer2013":
-        from .data import load_fer2013
+    return _pick_split(load_evaluation_corpus(dataset, data_dir), split, dataset)
 
-        return _pick_split(load_fer2013(str(data_dir)), split, dataset)
+
+def load_evaluation_corpus(dataset: str, data_dir):
+    """Every split of a corpus as `fer-hf evaluate` and `fer-hf data-quality` load it (`load_evaluation_split`
+    picks one split of this), kept as one `datasets.DatasetDict` so that duplicates across splits can be found.
+
+    ``fer2013`` / ``ferplus`` / ``ckplus`` / ``jaffe`` / ``sfew``: ``fer_hf.data.load_<dataset>(data_dir)``,
+    the loader's own splits (each split is the Dataset ``evaluate --split <split>`` reports on).
+    ``imagefolder``: `load_image_folder` per split folder when ``data_dir`` holds split
+    folders (``train``, ``val``, ``test``, ``PublicTest``, ... as ``evaluate --split`` accepts them; each keyed by
+    its folder name, in train / validation / test order), else one split ``all``; the rows each folder dropped
+    are merged into ``result.dropped`` with ids ``<split folder>/<path>``.
+
+    Returns:
+        `datasets.DatasetDict`, with the loader's ``dropped`` / ``label_report`` / ``face_report`` attributes.
+    Raises:
+        ValueError: for an unknown dataset, or a folder without images; FileNotFoundError: for a
+            ``data_dir`` that does not exist (and is not a Hub id the loader accepts); NotImplementedError:
+            for a dataset ``fer_hf.data`` has no loader for.
+    """
+    from pathlib import Path
+
+    from datasets import DatasetDict
+
     from . import data as data_module
+    from .data.common import DroppedRows
 
-    loader = getattr(data_module, f"load_{dataset}", None)
-    if loader is None:
-        raise NotImplementedError(f"fer_hf.data has no load_{dataset} loader (yet); evaluate {dataset} as an "
-                                  "'imagefolder' (<root>/<class>/*.png) meanwhile")
-    return _pick_split(loader(str(data_dir)), split, dataset)
+    if dataset not in EVALUATION_DATASETS:
+        raise ValueError(f"Unknown dataset {dataset!r}; choose one of {EVALUATION_DATASETS}")
+    if dataset != "imagefolder":
+        loader = getattr(data_module, f"load_{dataset}", None)
+        if loader is None:
+            raise NotImplementedError(f"fer_hf.data has no load_{dataset} loader")
+        loaded = loader(str(data_dir))
+        return loaded if isinstance(loaded, DatasetDict) else DatasetDict(all=loaded)
+    root = Path(data_dir).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"Image folder {root} not found")
+    order = {alias: rank for rank, aliases in enumerate(_SPLIT_ALIASES.values()) for alias in aliases}
+    folders = sorted((p.name for p in root.iterdir() if p.is_dir() and p.name in order), key=lambda n: (order[n], n))
+    out, dropped = DatasetDict(), DroppedRows()
+    for split in folders or ["all"]:
+        ds = load_evaluation_split("imagefolder", root, split if folders else None)
+        out[split] = ds
+        for row_id, reason in getattr(ds, "dropped", DroppedRows()).reasons.items():
+            key = f"{split}/{row_id}" if folders else row_id
+            dropped.add(key, reason, ds.dropped.categories.get(row_id))
+    out.dropped = dropped  # type: ignore[attr-defined]
+    return out
 
 
 def random_subset(ds, max_samples: Optional[int], seed: int = 0):
