@@ -107,3 +107,31 @@ def server(tmp_path_factory):
 def launch_chromium(playwright, *extra_args):
     """Headless Debian Chromium through Playwright (its own browser download cannot work offline)."""
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + list(extra_args))
+
+
+APP_TITLE = "fer_hf: facial expression recognition"
+
+
+@contextlib.contextmanager
+def app_page(url: str, tmp_path: Path, name: str, *chromium_args, viewport=(1280, 1000)):
+    """The app's page at ``url`` in headless Chromium, loaded (title visible), as a Playwright ``Page``.
+
+    On any failure inside the block a full-page screenshot goes to ``tmp_path / f"{name}_failure.png"`` (its
+    path printed) before the error propagates; the browser is always closed. ``chromium_args`` are extra
+    Chromium switches (e.g. the fake camera's)."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p, *chromium_args)
+        page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
+        try:
+            page.goto(url)
+            expect(page.get_by_text(APP_TITLE).first).to_be_visible(timeout=60_000)
+            yield page
+        except BaseException:
+            shot = tmp_path / f"{name}_failure.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot: {shot}")
+            raise
+        finally:
+            browser.close()

@@ -11,7 +11,7 @@ from PIL import Image
 from fer_hf import FER2013_LABELS
 from fer_hf.app_functions import analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices
 
-from conftest import SAMPLES, launch_chromium, needs_chromium
+from conftest import SAMPLES, app_page, needs_chromium
 
 
 def test_model_choices_lists_the_default_first():
@@ -197,13 +197,9 @@ def test_a_typed_model_that_is_not_fer_hf_gets_a_clear_message(server, tmp_path)
 @pytest.mark.slow
 @needs_chromium
 def test_page_in_headless_chromium(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page()
-        page.goto(server)
-        expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
+    with app_page(server, tmp_path, "image") as page:
         page.locator("input[type=file]").first.set_input_files(str(SAMPLES / "group.jpeg"))
         page.wait_for_timeout(1500)
         page.get_by_role("button", name="Find expressions").click()
@@ -217,7 +213,6 @@ def test_page_in_headless_chromium(server, tmp_path):
         width = served.last.evaluate("img => img.naturalWidth")
         assert width == 1280
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-        browser.close()
 
 
 WEBCAM_READOUT = re.compile(r"([0-9.]+) frames/s achieved · frames processed: (\d+)")
@@ -228,47 +223,36 @@ WEBCAM_READOUT = re.compile(r"([0-9.]+) frames/s achieved · frames processed: (
 def test_webcam_stream_in_headless_chromium(server, tmp_path):
     """Chromium's fake camera plays a face moving across the frame; once the user starts the stream, the
     server keeps processing frames: the processed-frame count keeps rising and the rate is not zero."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     video = write_moving_face_y4m(tmp_path / "face.y4m")
-    with sync_playwright() as p:
-        browser = launch_chromium(p, "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                                  f"--use-file-for-fake-video-capture={video}")
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        try:
-            page.goto(server)
-            expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
-            page.get_by_role("tab", name="Webcam").click()
-            # what Gradio 6 shows: "Click to Access Webcam", then the webcam's "Record" button (aria-label
-            # "capture photo"), which turns into "Stop" once the stream is open
-            page.get_by_role("button", name="Click to Access Webcam").click()
-            record = page.get_by_role("button", name="capture photo")
-            expect(record).to_have_text(re.compile("Record"), timeout=30_000)
-            record.click()
-            expect(record).to_have_text(re.compile("Stop"), timeout=60_000)
-            readout = page.get_by_text(WEBCAM_READOUT)
-            expect(readout).to_be_visible(timeout=60_000)
-            reads, texts = [], []
-            for _ in range(6):
-                page.wait_for_timeout(3_000)
-                text = readout.inner_text()
-                texts.append(text)
-                fps, frames = WEBCAM_READOUT.search(text).groups()
-                reads.append((int(frames), float(fps)))
-            counts = [frames for frames, _ in reads]
-            assert all(b > a for a, b in pairwise(counts)), reads
-            assert len(counts) - 1 >= 3 and reads[-1][1] > 0, reads
-            # the moving face is found and followed with a track id (it may be between detections or at the
-            # frame's edge in a single reading)
-            assert sum(" face(s): #" in text for text in texts) >= 3, texts
-            # the annotated stream is shown next to the webcam, as served files
-            assert page.locator("img[src*='/gradio_api/file=']").count() >= 1
-        except BaseException:
-            page.screenshot(path=str(tmp_path / "webcam_failure.png"), full_page=True)
-            print(f"screenshot: {tmp_path / 'webcam_failure.png'}")
-            raise
-        finally:
-            browser.close()
+    with app_page(server, tmp_path, "webcam", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                  f"--use-file-for-fake-video-capture={video}") as page:
+        page.get_by_role("tab", name="Webcam").click()
+        # what Gradio 6 shows: "Click to Access Webcam", then the webcam's "Record" button (aria-label
+        # "capture photo"), which turns into "Stop" once the stream is open
+        page.get_by_role("button", name="Click to Access Webcam").click()
+        record = page.get_by_role("button", name="capture photo")
+        expect(record).to_have_text(re.compile("Record"), timeout=30_000)
+        record.click()
+        expect(record).to_have_text(re.compile("Stop"), timeout=60_000)
+        readout = page.get_by_text(WEBCAM_READOUT)
+        expect(readout).to_be_visible(timeout=60_000)
+        reads, texts = [], []
+        for _ in range(6):
+            page.wait_for_timeout(3_000)
+            text = readout.inner_text()
+            texts.append(text)
+            fps, frames = WEBCAM_READOUT.search(text).groups()
+            reads.append((int(frames), float(fps)))
+        counts = [frames for frames, _ in reads]
+        assert all(b > a for a, b in pairwise(counts)), reads
+        assert len(counts) - 1 >= 3 and reads[-1][1] > 0, reads
+        # the moving face is found and followed with a track id (it may be between detections or at the
+        # frame's edge in a single reading)
+        assert sum(" face(s): #" in text for text in texts) >= 3, texts
+        # the annotated stream is shown next to the webcam, as served files
+        assert page.locator("img[src*='/gradio_api/file=']").count() >= 1
 
 
 def test_ensemble_members_shown_beside_the_ensemble(tmp_path, default_recognizer):

@@ -9,7 +9,7 @@ from PIL import Image
 from fer_hf.app_functions import analyze_video_upload, check_video_upload, video_limits
 from fer_hf.video import probe_video, timeline_headers
 
-from conftest import SAMPLES, launch_chromium, needs_chromium
+from conftest import SAMPLES, app_page, needs_chromium
 
 SLIDESHOW = SAMPLES / "cc0_faces_slideshow.mp4"
 LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -94,43 +94,32 @@ def test_a_text_file_named_mp4_gets_a_clear_message(server, tmp_path):
 def test_video_tab_in_headless_chromium(server, tmp_path):
     """Upload the sample video, analyse 1 frame per second: the annotated video plays in the browser (its
     metadata loads: 8 s), the timeline table fills, the plot is shown."""
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        try:
-            page.goto(server)
-            expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
-            page.get_by_role("tab", name="Video").click()
-            page.locator("#video-upload input[type=file]").set_input_files(str(SLIDESHOW))
-            expect(page.locator("#video-upload video")).to_have_count(1, timeout=30_000)  # the upload's preview
-            rate = page.locator("#video-rate input[type=number]")
-            rate.fill("1")
-            rate.press("Enter")
-            page.get_by_role("button", name="Analyse video").click()
-            summary = page.locator("#video-summary")
-            expect(summary).to_contain_text("8 of 120 frames analysed (1 frame(s) per second)", timeout=240_000)
-            video = page.locator("#video-annotated video")
-            expect(video).to_have_count(1, timeout=30_000)
-            src = video.get_attribute("src")
-            assert "/gradio_api/file=" in src and src.endswith("_annotated.mp4"), src
-            # the browser reads the H.264 file: its metadata loads and it lasts the video's 8 s
-            page.wait_for_function("v => v.readyState >= 1 && v.duration > 0", arg=video.element_handle(),
-                                   timeout=30_000)
-            assert abs(video.evaluate("v => v.duration") - 8.0) < 0.6
-            assert video.evaluate("v => v.videoWidth") == 640
-            table = page.locator("#video-timeline")
-            expect(table).to_contain_text("happy", timeout=30_000)  # the laughing baby's rows
-            cells = table.inner_text().split()
-            assert cells[:3] == ["Timeline", "(one", "row"] and "top_emotion" in cells
-            assert cells.count("ok") >= 8  # a row per face, and every analysed frame has one
-            plot = page.locator("#video-plot img")
-            expect(plot).to_be_visible(timeout=30_000)
-            assert plot.evaluate("img => img.naturalWidth") == 1000
-        except BaseException:
-            page.screenshot(path=str(tmp_path / "video_failure.png"), full_page=True)
-            print(f"screenshot: {tmp_path / 'video_failure.png'}")
-            raise
-        finally:
-            browser.close()
+    with app_page(server, tmp_path, "video") as page:
+        page.get_by_role("tab", name="Video").click()
+        page.locator("#video-upload input[type=file]").set_input_files(str(SLIDESHOW))
+        expect(page.locator("#video-upload video")).to_have_count(1, timeout=30_000)  # the upload's preview
+        rate = page.locator("#video-rate input[type=number]")
+        rate.fill("1")
+        rate.press("Enter")
+        page.get_by_role("button", name="Analyse video").click()
+        summary = page.locator("#video-summary")
+        expect(summary).to_contain_text("8 of 120 frames analysed (1 frame(s) per second)", timeout=240_000)
+        video = page.locator("#video-annotated video")
+        expect(video).to_have_count(1, timeout=30_000)
+        src = video.get_attribute("src")
+        assert "/gradio_api/file=" in src and src.endswith("_annotated.mp4"), src
+        # the browser reads the H.264 file: its metadata loads and it lasts the video's 8 s
+        page.wait_for_function("v => v.readyState >= 1 && v.duration > 0", arg=video.element_handle(),
+                               timeout=30_000)
+        assert abs(video.evaluate("v => v.duration") - 8.0) < 0.6
+        assert video.evaluate("v => v.videoWidth") == 640
+        table = page.locator("#video-timeline")
+        expect(table).to_contain_text("happy", timeout=30_000)  # the laughing baby's rows
+        cells = table.inner_text().split()
+        assert cells[:3] == ["Timeline", "(one", "row"] and "top_emotion" in cells
+        assert cells.count("ok") >= 8  # a row per face, and every analysed frame has one
+        plot = page.locator("#video-plot img")
+        expect(plot).to_be_visible(timeout=30_000)
+        assert plot.evaluate("img => img.naturalWidth") == 1000

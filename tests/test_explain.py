@@ -15,7 +15,7 @@ from fer_hf.explain import explain_faces, grad_cam, grad_cam_target_layers
 from fer_hf.models import FER_MODEL_PRESETS, build_model
 from fer_hf.models.ensemble import FerEnsembleForImageClassification
 
-from conftest import FER2013_ZIP, SAMPLES, launch_chromium, needs_chromium
+from conftest import FER2013_ZIP, SAMPLES, app_page, needs_chromium
 
 #: every family in its first (default) preset, and the VGG preset without BatchNorm
 FAMILY_CASES = [(model_type, next(iter(presets))) for model_type, presets in FER_MODEL_PRESETS.items()]
@@ -240,31 +240,20 @@ def test_server_api_returns_the_gallery(server):
 @pytest.mark.slow
 @needs_chromium
 def test_gradcam_gallery_in_headless_chromium(server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        try:
-            page.goto(server)
-            expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
-            page.locator("input[type=file]").first.set_input_files(str(SAMPLES / "group.jpeg"))
-            page.wait_for_timeout(1500)
-            checkbox = page.get_by_label("Explain with Grad-CAM")
-            expect(checkbox).not_to_be_checked()
-            checkbox.check()
-            page.get_by_role("button", name="Find expressions").click()
-            expect(page.get_by_text("face(s) found with mtcnn")).to_be_visible(timeout=120_000)
-            images = page.locator("#image-gradcam img")
-            expect(images).to_have_count(4, timeout=60_000)
-            for i in range(4):
-                expect(page.locator("#image-gradcam").get_by_text(f"face {i}: ")).to_be_visible()
-                images.nth(i).evaluate("img => img.complete || new Promise(r => img.onload = r)")
-                assert images.nth(i).evaluate("img => img.naturalWidth") > 48
-            page.screenshot(path=str(tmp_path / "gradcam.png"), full_page=True)
-        except BaseException:
-            page.screenshot(path=str(tmp_path / "gradcam_failure.png"), full_page=True)
-            print(f"screenshot: {tmp_path / 'gradcam_failure.png'}")
-            raise
-        finally:
-            browser.close()
+    with app_page(server, tmp_path, "gradcam") as page:
+        page.locator("input[type=file]").first.set_input_files(str(SAMPLES / "group.jpeg"))
+        page.wait_for_timeout(1500)
+        checkbox = page.get_by_label("Explain with Grad-CAM")
+        expect(checkbox).not_to_be_checked()
+        checkbox.check()
+        page.get_by_role("button", name="Find expressions").click()
+        expect(page.get_by_text("face(s) found with mtcnn")).to_be_visible(timeout=120_000)
+        images = page.locator("#image-gradcam img")
+        expect(images).to_have_count(4, timeout=60_000)
+        for i in range(4):
+            expect(page.locator("#image-gradcam").get_by_text(f"face {i}: ")).to_be_visible()
+            images.nth(i).evaluate("img => img.complete || new Promise(r => img.onload = r)")
+            assert images.nth(i).evaluate("img => img.naturalWidth") > 48
+        page.screenshot(path=str(tmp_path / "gradcam.png"), full_page=True)

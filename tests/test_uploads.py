@@ -18,7 +18,7 @@ from PIL import Image
 from fer_hf.uploads import (MB, check_image_upload, extract_zip_safely, gradio_max_file_size,
                             temporary_batch_folder, upload_limits)
 
-from conftest import CKPLUS, SAMPLES, launch_chromium, needs_chromium, running_app
+from conftest import CKPLUS, SAMPLES, app_page, needs_chromium, running_app
 
 LIMIT_VARIABLES = ("FER_HF_MAX_IMAGE_MB", "FER_HF_MAX_IMAGE_PIXELS", "FER_HF_MAX_BATCH_FILES", "FER_HF_MAX_ZIP_MB",
                    "FER_HF_MAX_ZIP_UNCOMPRESSED_MB", "FER_HF_MAX_ZIP_ENTRIES", "FER_HF_MAX_UPLOAD_MB",
@@ -474,34 +474,23 @@ def test_gradio_refuses_uploads_over_its_limit(limited_server, tmp_path):
 @pytest.mark.slow
 @needs_chromium
 def test_zip_in_the_batch_tab_in_headless_chromium(limited_server, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, server_tmp = limited_server
     zip_path = _photo_zip(tmp_path / "photos.zip")
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1280, "height": 1200})
-        try:
-            page.goto(url)
-            expect(page.get_by_text("fer_hf: facial expression recognition").first).to_be_visible(timeout=60_000)
-            page.get_by_role("tab", name="Batch").click()
-            expect(page.get_by_text("zip files up to 200 MB, 1000 entries")).to_be_visible(timeout=30_000)
-            page.locator("#batch-files input[type=file]").set_input_files(str(zip_path))
-            expect(page.locator("#batch-files").get_by_text("photos.zip")).to_be_visible(timeout=30_000)
-            page.get_by_role("button", name="Process all").click()
-            summary = page.locator("#batch-summary")
-            expect(summary).to_contain_text("3 file(s): 2 face(s), 1 unreadable or refused file(s). 1 zip file(s) "
-                                            "extracted, 0 entries skipped.", timeout=180_000)
-            table = page.locator("#batch-table")
-            expect(table).to_contain_text("photos.zip/photos/happy-baby.jpeg", timeout=30_000)
-            text = table.inner_text()
-            assert "photos.zip/photos/surprised.jpeg" in text and "photos.zip/photos/corrupt.jpg" in text
-            assert "happy" in text and "error: " in text and "ok" in text
-        except BaseException:
-            page.screenshot(path=str(tmp_path / "batch_failure.png"), full_page=True)
-            print(f"screenshot: {tmp_path / 'batch_failure.png'}")
-            raise
-        finally:
-            browser.close()
+    with app_page(url, tmp_path, "batch", viewport=(1280, 1200)) as page:
+        page.get_by_role("tab", name="Batch").click()
+        expect(page.get_by_text("zip files up to 200 MB, 1000 entries")).to_be_visible(timeout=30_000)
+        page.locator("#batch-files input[type=file]").set_input_files(str(zip_path))
+        expect(page.locator("#batch-files").get_by_text("photos.zip")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Process all").click()
+        summary = page.locator("#batch-summary")
+        expect(summary).to_contain_text("3 file(s): 2 face(s), 1 unreadable or refused file(s). 1 zip file(s) "
+                                        "extracted, 0 entries skipped.", timeout=180_000)
+        table = page.locator("#batch-table")
+        expect(table).to_contain_text("photos.zip/photos/happy-baby.jpeg", timeout=30_000)
+        text = table.inner_text()
+        assert "photos.zip/photos/surprised.jpeg" in text and "photos.zip/photos/corrupt.jpg" in text
+        assert "happy" in text and "error: " in text and "ok" in text
     assert list(server_tmp.glob("fer_hf_zip_*")) == []  # the extraction folder is gone
     assert list(server_tmp.glob("fer_hf_batch_*"))  # the outputs stay (Gradio serves them)
