@@ -7,7 +7,11 @@ import functools
 import os
 import time
 
-import gradio as gr
+from fer_hf.serving import limit_malloc_arenas
+
+limit_malloc_arenas()  # before Gradio's worker threads exist: flat memory under concurrent visitors
+
+import gradio as gr  # noqa: E402
 
 from fer_hf import FER2013_LABELS
 from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices,
