@@ -167,12 +167,10 @@ def markdown(results: dict) -> str:
     lines = ["# ONNX export, onnxruntime backend and int8: speed and PrivateTest accuracy", "",
              "Written by `benchmarks/onnx_benchmark.py`. Command:", "", f"    {results['command']}", "",
              f"Machine: {results['machine']}; torch {results['torch']}, onnxruntime {results['onnxruntime']}. "
-             f"**The CPU was shared with other work when this was measured** (two training runs in the background "
-             f"and other jobs on the same {results['cpu_count']} cores; load average {results['load_before']} before, "
-             f"{results['load_after']} after), so every faces/s below is a lower bound of what an idle machine gives; "
-             "compare rows with each other, not with other machines. The column *faces per CPU-s* (faces divided by "
-             "the CPU time this process got, one thread) is less sensitive to the sharing: about what one core that "
-             "is not shared gives.", "",
+             f"State of the machine: {results.get('note') or 'not given'} (load average {results['load_before']} "
+             f"before, {results['load_after']} after). Where the CPU was shared, every faces/s is a lower bound of "
+             "what an idle machine gives; the column *faces per CPU-s* (faces divided by the CPU time this process "
+             "got, one thread) is less sensitive to sharing: about what one core that is not shared gives.", "",
              "faces/s: classifier only (input already `pixel_values`; detection and preprocessing not timed), median "
              f"of {results['repeats']} windows of {results['seconds']} s after a warm-up; 'no-spin': onnxruntime with "
              "`session.intra_op.allow_spinning=0` (`OnnxImageClassifier(allow_spinning=False)`). Accuracy: all FER2013 "
@@ -205,7 +203,7 @@ def markdown(results: dict) -> str:
             lines += ["", f"Fastest at batch 64: {best_row['backend']} {best_row['precision']} ({best_key}), "
                           f"{rate:,.0f} faces/s (best window {best_row['faces_per_s'][best_key]['best']:,.0f}), "
                           f"PrivateTest accuracy {best_row['privatetest_accuracy']:.4f}: measured, this {verdict} the "
-                          f"{BAR_FACES_PER_S:,} faces/s bar on this shared CPU. Per CPU-second, "
+                          f"{BAR_FACES_PER_S:,} faces/s bar on this CPU. Per CPU-second, "
                           f"{fastest_cpu['backend']} {fastest_cpu['precision']} does {cpu_rate(fastest_cpu):,.0f} "
                           f"faces with one thread, i.e. an estimated {2 * cpu_rate(fastest_cpu):,.0f} faces/s on two "
                           "unshared cores if two single-threaded sessions (or two threads) scale linearly: an "
@@ -229,6 +227,7 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--note", default="", help="The machine's state while measuring (idle, training paused, ...).")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--calibration_samples", type=int, default=512)
     parser.add_argument("--max_test_faces", type=int, default=None,
@@ -247,7 +246,7 @@ def main(argv=None) -> int:
                "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores",
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
-               "seconds": args.seconds, "repeats": args.repeats, "models": models}
+               "note": args.note, "seconds": args.seconds, "repeats": args.repeats, "models": models}
     for model in results["models"]:
         for row in model["rows"]:
             if row["file"] and not args.export_dir:
