@@ -503,7 +503,7 @@ def render_report(report: dict) -> str:
         f"Machine: {report['platform']}, {report['cpu_count']} CPU cores, Python {report['python']}, "
         f"{report['threads']} torch thread(s) per child; load average (1, 5, 15 min) before / after the runs "
         f"{', '.join(f'{v:.1f}' for v in load_before)} / {', '.join(f'{v:.1f}' for v in load_after)} "
-        "(other jobs share the CPU: times are contended).",
+        f"({report.get('note') or 'state of the machine not given: times may be contended'}).",
         "",
         f"Video: synthetic, {info['width']}x{info['height']}, {info['fps']:g} fps, {info['duration_s']:.1f} s "
         f"({info['frames']} frames, {info['codec']}), {info['size_mb']:.1f} MB, generated in "
@@ -611,6 +611,7 @@ def main(argv=None):
                         help="what to measure, each in its own process (default: all three)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads in each child process (default 2)")
     parser.add_argument("--interval", type=float, default=0.1, help="seconds between RSS samples (default 0.1)")
+    parser.add_argument("--note", default="", help="The machine's state while measuring (idle, training paused, ...).")
     parser.add_argument("--samples", default=str(DEFAULT_SAMPLES), help="folder with the sample face photos")
     parser.add_argument("--workdir", default=None,
                         help="where the generated video and the outputs go, kept (default: a temp folder, removed)")
@@ -663,7 +664,7 @@ def main(argv=None):
     report = {
         "command": command, "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "python": platform.python_version(),
-        "threads": args.threads, "interval": args.interval, "minutes": args.minutes,
+        "threads": args.threads, "note": args.note, "interval": args.interval, "minutes": args.minutes,
         "short_check": args.minutes < 10, "load_average_before": load_before, "load_average_after": load_after,
         "video": info, "generate_s": generate_s, "sample_fps": args.sample_fps, "detector": args.detector,
         "min_face_size": args.min_face_size, "model": args.model,
