@@ -14,8 +14,9 @@ limit_malloc_arenas()  # before Gradio's worker threads exist: flat memory under
 import gradio as gr  # noqa: E402
 
 from fer_hf import FER2013_LABELS
-from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices,
-                                  table_headers)
+from fer_hf.data.common import FERPLUS_LABELS
+from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, chart_color_map,
+                                  chart_rows_for_every_label, model_choices, table_headers)
 from fer_hf.app_functions import analyze_video_upload, video_limits
 from fer_hf.detection import available_detectors
 from fer_hf.recognizer import DEFAULT_MODEL_NAME
@@ -45,9 +46,10 @@ VIDEO_EXAMPLES = [p for p in [os.path.join(SAMPLES, "cc0_faces_slideshow.mp4")] 
 with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:
     gr.Markdown(
         "# fer_hf: facial expression recognition\n"
-        "Finds every face (MTCNN or OpenCV Haar) and classifies its expression into angry, disgust, fear, "
-        "happy, sad, surprise or neutral with a CNN trained on FER2013. Expressions are not emotions: "
-        "do not use the output to judge people."
+        "Finds every face (MTCNN, MediaPipe BlazeFace or OpenCV Haar) and classifies its expression into "
+        "angry, disgust, fear, happy, sad, surprise or neutral with a CNN trained on FER2013 (the default; "
+        "*Settings* offers the other released models, e.g. one trained on FER+ that adds contempt). "
+        "Expressions are not emotions: do not use the output to judge people."
     )
     with gr.Accordion("Settings", open=False):
         with gr.Row():
@@ -69,6 +71,8 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         image_table = gr.Dataframe(headers=table_headers(FER2013_LABELS), label="Faces (probabilities)",
                                    interactive=False, wrap=True)
         image_chart = gr.BarPlot(x="face", y="probability", color="emotion", y_lim=[0, 1],
+                                 # every label of every released model (FER+ adds contempt), in the boxes' colours
+                                 color_map=chart_color_map(FERPLUS_LABELS), elem_id="image-chart",
                                  label="Probabilities per face (each bar sums to 1)", sort=None)
         with gr.Row():
             png_file = gr.File(label="Annotated PNG")
@@ -143,9 +147,10 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
     @shown_to_user
     def _image(image, model, detector, min_face_size, explain=False):
         outputs = analyze_image(image, model, detector, min_face_size, explain=explain)
+        chart = chart_rows_for_every_label(outputs[2], FERPLUS_LABELS)
         # show the annotated PNG already written for download (a file path), so Gradio does not encode
         # the image a second time
-        return (outputs[3], *outputs[1:])
+        return (outputs[3], outputs[1], chart, *outputs[3:])
 
     image_button.click(_image, [image_in, model, detector, min_face_size, image_explain],
                        [image_out, image_table, image_chart, png_file, json_file, image_summary, image_gradcam],

@@ -13,9 +13,7 @@ from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from .recognizer import DEFAULT_MODEL_NAME, FaceExpressionRecognizer, available_models, load_image
 
@@ -82,6 +80,30 @@ def faces_table(faces: list, labels: list):
 
 def table_headers(labels: list) -> list:
     return ["face", "x", "y", "w", "h", "detector_score", "top_emotion", *labels]
+
+
+def chart_color_map(labels) -> dict:
+    """{label: "#rrggbb"} for the probability chart: the colours of the boxes drawn on the image
+    (`fer_hf.recognizer._COLORS`), grey for a label without one."""
+    from .recognizer import _COLORS
+
+    return {label: "#%02x%02x%02x" % _COLORS.get(label, (110, 110, 110)) for label in labels}
+
+
+def chart_rows_for_every_label(chart, labels):
+    """The `probabilities_long` frame with a 0.0 row for each (face, label) that a model lacks (contempt for
+    the FER2013 models), so that the chart's colour domain always holds every label: Gradio's BarPlot takes
+    the domain from the first data it draws and keeps it, so a model switch would otherwise hide contempt."""
+    import pandas as pd
+
+    if chart is None or len(chart) == 0:
+        return chart
+    missing = [label for label in labels if label not in set(chart["emotion"])]
+    if not missing:
+        return chart
+    extra = [{"face": face, "emotion": label, "probability": 0.0}
+             for face in dict.fromkeys(chart["face"]) for label in missing]
+    return pd.concat([chart, pd.DataFrame(extra, columns=chart.columns)], ignore_index=True)
 
 
 def probabilities_long(faces: list):

@@ -212,6 +212,16 @@ def test_page_in_headless_chromium(server, tmp_path):
         assert served.count() >= 2
         width = served.last.evaluate("img => img.naturalWidth")
         assert width == 1280
+        chart = page.locator("#image-chart")
+        expect(chart).to_contain_text("neutral", timeout=30_000)
+        # switch to the released FER+ model (Settings): the table and the chart gain contempt, which the
+        # chart's legend shows although the first model drawn had no such class
+        page.get_by_role("button", name="Settings").first.click()
+        page.get_by_role("combobox").first.click()
+        page.get_by_role("option", name="fer-vgg-ferplus").click()
+        page.get_by_role("button", name="Find expressions").click()
+        expect(page.get_by_role("columnheader", name="contempt")).to_be_visible(timeout=120_000)
+        expect(chart).to_contain_text("contempt", timeout=30_000)
         page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
 
 
