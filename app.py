@@ -67,6 +67,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         image_button = gr.Button("Find expressions", variant="primary")
         image_summary = gr.Markdown()
         image_gradcam = gr.Gallery(label="Grad-CAM per face (red: raises the top emotion's score)", columns=4,
+                                   visible=False,  # shown while "Explain with Grad-CAM" is ticked
                                    height="auto", elem_id="image-gradcam")
         image_table = gr.Dataframe(headers=table_headers(FER2013_LABELS), label="Faces (probabilities)",
                                    interactive=False, wrap=True)
@@ -152,6 +153,8 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         # the image a second time
         return (outputs[3], outputs[1], chart, *outputs[3:])
 
+    image_explain.change(lambda explain: gr.Gallery(visible=bool(explain)), image_explain, image_gradcam,
+                         api_name=False, queue=False)
     image_button.click(_image, [image_in, model, detector, min_face_size, image_explain],
                        [image_out, image_table, image_chart, png_file, json_file, image_summary, image_gradcam],
                        api_name="analyze_image")

@@ -247,7 +247,9 @@ def test_gradcam_gallery_in_headless_chromium(server, tmp_path):
         page.wait_for_timeout(1500)
         checkbox = page.get_by_label("Explain with Grad-CAM")
         expect(checkbox).not_to_be_checked()
+        expect(page.locator("#image-gradcam")).to_be_hidden()  # no empty gallery until asked for
         checkbox.check()
+        expect(page.locator("#image-gradcam")).to_be_visible(timeout=10_000)
         page.get_by_role("button", name="Find expressions").click()
         expect(page.get_by_text("face(s) found with mtcnn")).to_be_visible(timeout=120_000)
         images = page.locator("#image-gradcam img")
@@ -257,3 +259,5 @@ def test_gradcam_gallery_in_headless_chromium(server, tmp_path):
             images.nth(i).evaluate("img => img.complete || new Promise(r => img.onload = r)")
             assert images.nth(i).evaluate("img => img.naturalWidth") > 48
         page.screenshot(path=str(tmp_path / "gradcam.png"), full_page=True)
+        checkbox.uncheck()
+        expect(page.locator("#image-gradcam")).to_be_hidden(timeout=10_000)
