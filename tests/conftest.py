@@ -109,6 +109,36 @@ def launch_chromium(playwright, *extra_args):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS + list(extra_args))
 
 
+REMOTE_CODE_SCRIPT = r"""
+import sys, json
+sys.modules["fer_hf"] = None  # fer_hf is not importable: everything must come from the folder
+from PIL import Image
+import torch
+from transformers import AutoModelForImageClassification, AutoImageProcessor, pipeline
+folder, face = sys.argv[1], sys.argv[2]
+model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
+processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
+with torch.no_grad():
+    logits = model(**processor(Image.open(face), return_tensors="pt")).logits
+top = pipeline("image-classification", model=folder, trust_remote_code=True)(face)[0]
+print(json.dumps({"module": type(model).__module__, "logits": logits[0].tolist(), "top": top,
+                  "labels": [model.config.id2label[i] for i in range(model.config.num_labels)]}))
+"""
+
+
+def run_without_fer_hf(folder: Path, face: Path, cwd: Path) -> dict:
+    """Load a saved model folder in a fresh Python where ``fer_hf`` cannot be imported (trust_remote_code:
+    its code comes from the folder) and classify ``face``: ``{"module", "logits", "top", "labels"}``
+    (the model class's module, the face's logits, the pipeline's top answer, the id2label names)."""
+    import json
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-c", REMOTE_CODE_SCRIPT, str(folder), str(face)],
+                            capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 APP_TITLE = "fer_hf: facial expression recognition"
 
 

@@ -2,9 +2,6 @@
 round-trips through save_pretrained / the Auto classes / pipeline, and loads with trust_remote_code
 in a process where fer_hf cannot be imported."""
 
-import json
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -15,7 +12,7 @@ from fer_hf import FER2013_LABELS
 from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import FER_MODEL_PRESETS, TRAINABLE_MODEL_TYPES, build_config, build_model, parse_config_overrides
 
-from conftest import CKPLUS
+from conftest import CKPLUS, run_without_fer_hf
 
 #: A small configuration of every family (keeps the suite fast); every registered family must have one.
 TINY_CONFIGS = {
@@ -86,22 +83,6 @@ def test_save_load_auto_classes_and_pipeline(model_type, tmp_path):
     assert abs(sum(r["score"] for r in results[0]) - 1) < 1e-4
 
 
-REMOTE_CODE_SCRIPT = r"""
-import sys, json
-sys.modules["fer_hf"] = None  # fer_hf is not importable: everything must come from the folder
-from PIL import Image
-import torch
-from transformers import AutoModelForImageClassification, AutoImageProcessor, pipeline
-folder, face = sys.argv[1], sys.argv[2]
-model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
-processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-with torch.no_grad():
-    logits = model(**processor(Image.open(face), return_tensors="pt")).logits
-top = pipeline("image-classification", model=folder, trust_remote_code=True)(face)[0]
-print(json.dumps({"module": type(model).__module__, "logits": logits[0].tolist(), "top": top}))
-"""
-
-
 @pytest.mark.parametrize("model_type", sorted(TRAINABLE_MODEL_TYPES))
 def test_trust_remote_code_without_fer_hf(model_type, tmp_path):
     torch.manual_seed(0)
@@ -111,10 +92,7 @@ def test_trust_remote_code_without_fer_hf(model_type, tmp_path):
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     face = sorted((CKPLUS / "happy").glob("*.png"))[0]
-    result = subprocess.run([sys.executable, "-c", REMOTE_CODE_SCRIPT, str(folder), str(face)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_without_fer_hf(folder, face, tmp_path)
     assert out["module"].startswith("transformers_modules.")
     with torch.no_grad():
         expected = model(**processor(Image.open(face), return_tensors="pt")).logits[0]

@@ -4,8 +4,6 @@ recognizer uses it on a real photo with the model's own label set. The FER+ rele
 test faces."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,27 +13,10 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from fer_hf.recognizer import MODEL_CARDS_DIR, FaceExpressionRecognizer, available_models
 
-from conftest import CKPLUS, DATA, SAMPLES
+from conftest import CKPLUS, DATA, SAMPLES, run_without_fer_hf
 
 RELEASED = available_models()
 FERPLUS_ZIP = DATA / "ferplus" / "ferplus_images.zip"
-
-REMOTE_CODE_SCRIPT = r"""
-import sys, json
-sys.modules["fer_hf"] = None  # fer_hf is not importable: everything must come from the folder
-from PIL import Image
-import torch
-from transformers import AutoModelForImageClassification, AutoImageProcessor, pipeline
-folder, face = sys.argv[1], sys.argv[2]
-model = AutoModelForImageClassification.from_pretrained(folder, trust_remote_code=True).eval()
-processor = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True)
-with torch.no_grad():
-    logits = model(**processor(Image.open(face), return_tensors="pt")).logits
-top = pipeline("image-classification", model=folder, trust_remote_code=True)(face)[0]
-print(json.dumps({"module": type(model).__module__, "logits": logits[0].tolist(), "top": top,
-                  "labels": [model.config.id2label[i] for i in range(model.config.num_labels)]}))
-"""
-
 
 def test_released_models_exist():
     assert "fer-vgg-fer2013" in RELEASED and "fer-vgg-ferplus" in RELEASED, RELEASED
@@ -46,10 +27,7 @@ def test_released_folder_loads_without_fer_hf(name, tmp_path):
     folder = MODEL_CARDS_DIR / name
     assert not list(folder.glob("*.bin")) and not list(folder.glob("*.pth"))  # safetensors only
     face = sorted((CKPLUS / "happy").glob("*.png"))[0]
-    result = subprocess.run([sys.executable, "-c", REMOTE_CODE_SCRIPT, str(folder), str(face)],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    out = json.loads(result.stdout.strip().splitlines()[-1])
+    out = run_without_fer_hf(folder, face, tmp_path)
     assert out["module"].startswith("transformers_modules.")
     model = AutoModelForImageClassification.from_pretrained(folder).eval()
     processor = AutoImageProcessor.from_pretrained(folder)
