@@ -260,7 +260,7 @@ def load_evaluation_corpus(dataset: str, data_dir):
     folders = sorted((p.name for p in root.iterdir() if p.is_dir() and p.name in order), key=lambda n: (order[n], n))
     out, dropped = DatasetDict(), DroppedRows()
     for split in folders or ["all"]:
-        ds = load_evaluation_split("imagefolder", root, split if folders else None)
+        ds = load_image_folder(root, split if folders else None)
         out[split] = ds
         for row_id, reason in getattr(ds, "dropped", DroppedRows()).reasons.items():
             key = f"{split}/{row_id}" if folders else row_id
