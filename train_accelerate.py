@@ -590,7 +590,7 @@ def summarize_folds(fold_results, folds, command, args) -> dict:
 def train_one(args, accelerator, dataset, label_names, output_dir: Path, command: str, precision: str,
               protocol: str, dropped_rows: int = 0, release: bool = True):
     """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
-    validation, evaluate the chosen one on validation and test (no TTA, flip, ten-crop), and write
+    validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on validation and test (no TTA, flip, ten-crop), and write
     the folder (model, processor, ``eval_results.json``, plots; the model card for FER2013). Returns
     the results dict, or None when the run stopped early for a later resume."""
     if accelerator.is_main_process:
@@ -663,7 +663,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
 
     # ---------------------------------------------------------------- resume
     # global_step counts optimiser steps taken (not skipped by the fp16 scaler); it survives resumes
-    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "global_step": 0, "history": []}
+    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_validation_loss": float("inf"), "best_epoch": -1, "global_step": 0, "history": []}
     last_checkpoint = None  # the checkpoint this invocation continues from (its best_model/ carries over)
     if args.resume_from_checkpoint:
         path = latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else Path(args.resume_from_checkpoint)
@@ -770,9 +770,12 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         }
         state["history"].append(record)
         state["epoch"] = epoch
-        improved = val_acc > state["best_validation_accuracy"]
+        # ties in accuracy (a small validation split saturates at 100%) go to the lower validation loss
+        improved = val_acc > state["best_validation_accuracy"] or (
+            val_acc == state["best_validation_accuracy"] and val_loss < state.get("best_validation_loss", float("inf")))
         if improved:
             state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
+            state["best_validation_loss"] = val_loss
         if args.early_stopping_patience and epoch + 1 - state["best_epoch"] >= args.early_stopping_patience:
             state["stopped_early"] = stopped_early = True
         accelerator.print(json.dumps(record) + ("  <- best on PublicTest" if improved else ""))
