@@ -819,7 +819,7 @@ def _metrics(model, X, y):
 
 
 def train_classical(dataset: str = "fer2013", data_dir=None, output_dir=None, cv: str = "none", folds: int = 10,
-                    max_train_samples: Optional[int] = None, seed: int = 0, max_eval_samples: Optional[int] = None,
+                    max_train_samples: Optional[int] = None, seed: int = 42, max_eval_samples: Optional[int] = None,
                     grid: Optional[dict] = None, inner_folds: int = 3, label_set: Optional[str] = None,
                     model_name: Optional[str] = None, command: Optional[str] = None, **pipeline_kwargs) -> dict:
     """Train and evaluate the classical pipeline with the protocols of GUIDE.md section 4.

@@ -274,7 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "default none.")
     classical.add_argument("--image_size", type=int, default=48)
     classical.add_argument("--denoise", default="bilateral", choices=["bilateral", "nlmeans", "none"])
-    classical.add_argument("--seed", type=int, default=0)
+    classical.add_argument("--seed", type=int, default=42,
+                           help="Seed of folds, subsets, calibration folds and PCA; 42 as in train_accelerate.py, "
+                                "so --cv subject / stratified gives the CNN runs' folds.")
     classical.add_argument("--model_name", default=None, help="Name in the model card (default: output folder name).")
     classical.set_defaults(handler=_train_classical)
 
