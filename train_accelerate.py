@@ -587,6 +587,13 @@ def summarize_folds(fold_results, folds, command, args) -> dict:
     return summary
 
 
+def better_checkpoint(accuracy: float, loss: float, best_accuracy: float, best_loss: float) -> bool:
+    """Whether an epoch with this validation ``accuracy`` (fraction) and ``loss`` (mean NLL) replaces the
+    best one so far: higher accuracy wins; a tie in accuracy (a small validation split that saturates at
+    100%, as CK+ folds do) goes to the lower loss, not to the earlier, less trained epoch."""
+    return accuracy > best_accuracy or (accuracy == best_accuracy and loss < best_loss)
+
+
 def train_one(args, accelerator, dataset, label_names, output_dir: Path, command: str, precision: str,
               protocol: str, dropped_rows: int = 0, release: bool = True):
     """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
@@ -770,9 +777,8 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         }
         state["history"].append(record)
         state["epoch"] = epoch
-        # ties in accuracy (a small validation split saturates at 100%) go to the lower validation loss
-        improved = val_acc > state["best_validation_accuracy"] or (
-            val_acc == state["best_validation_accuracy"] and val_loss < state.get("best_validation_loss", float("inf")))
+        improved = better_checkpoint(val_acc, val_loss, state["best_validation_accuracy"],
+                                     state.get("best_validation_loss", float("inf")))
         if improved:
             state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
             state["best_validation_loss"] = val_loss

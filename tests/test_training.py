@@ -98,3 +98,22 @@ def test_two_processes_gather_each_image_once(tmp_path):
     with torch.no_grad():
         predictions = model(pixel_values=processor.rescale_and_normalize(images)).logits.argmax(-1)
     assert abs((predictions == labels).float().mean().item() - results["test"]["accuracy"]) < 1e-6
+
+
+def test_checkpoint_selection_breaks_accuracy_ties_by_validation_loss():
+    """Validation history of a real CK+ fold (fine-tuned fer-vgg-fer2013, 79 validation faces): accuracy
+    reaches 100% at epoch 5 and again at 13 later epochs; the kept epoch is the 100% one with the lowest loss."""
+    sys.path.insert(0, str(REPO))
+    from train_accelerate import better_checkpoint
+
+    history = [(0.7342, 0.7774), (0.8861, 0.5146), (0.9494, 0.352), (0.962, 0.2415), (1.0, 0.1663),
+               (0.9873, 0.1204), (1.0, 0.1071), (1.0, 0.0946), (1.0, 0.0887), (1.0, 0.0876), (0.9747, 0.1231),
+               (0.9873, 0.0998), (1.0, 0.086), (1.0, 0.0793), (1.0, 0.0839), (1.0, 0.0852), (1.0, 0.0812),
+               (1.0, 0.0837), (1.0, 0.0831), (1.0, 0.0814)]
+    best = (-1.0, float("inf"), None)
+    for epoch, (accuracy, loss) in enumerate(history, start=1):
+        if better_checkpoint(accuracy, loss, best[0], best[1]):
+            best = (accuracy, loss, epoch)
+    assert best == (1.0, 0.0793, 14)
+    assert not better_checkpoint(0.99, 0.01, 1.0, 0.5)  # accuracy first: a lower loss does not beat it
+    assert better_checkpoint(0.7, 9.0, 0.6, 0.1)
