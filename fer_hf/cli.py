@@ -27,7 +27,8 @@ def _ensemble(args) -> int:
     results = build_ensemble(args.members, args.data_dir, args.output_dir, model_name=args.model_name,
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
                              criterion=args.weight_criterion)
-    summary = {"member_weights": results["member_weights"],
+    summary = {"members": [m["name"] for m in results["members"]], "member_weights": results["member_weights"],
+               "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]],
                "PublicTest_accuracy": results["validation"]["accuracy"],
                "PrivateTest_accuracy": results["test"]["accuracy"],
                "PrivateTest_accuracy_flip_tta": results["test_flip_tta"]["accuracy"]}
@@ -197,7 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble = commands.add_parser(
         "ensemble", help="Build an ensemble of trained fer_hf models (weights fitted on FER2013 PublicTest).",
         description="Fit averaging weights on FER2013 PublicTest (never PrivateTest), build one "
-                    "fer_ensemble PreTrainedModel holding every member, evaluate it on PublicTest and "
+                    "fer_ensemble PreTrainedModel holding every member with a non-zero weight (members "
+                    "fitted to weight 0 are left out and listed), evaluate it on PublicTest and "
                     "PrivateTest (no TTA, flip, ten-crop) and write a released folder with its model card.")
     ensemble.add_argument("--members", nargs="+", required=True, help="Trained fer_hf model folders (or Hub ids).")
     ensemble.add_argument("--data_dir", required=True, help="FER2013 (fer2013.csv, image-folder zip/folder, Hub id).")

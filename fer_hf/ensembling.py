@@ -74,7 +74,8 @@ def fit_member_weights(member_probabilities, labels, step: float = 0.05, criteri
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
                    criterion: str = "nll") -> dict:
-    """Fit member weights on FER2013 PublicTest, build the `FerEnsembleForImageClassification`, evaluate
+    """Fit member weights on FER2013 PublicTest, build the `FerEnsembleForImageClassification` from the
+    members with a non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate
     it on PublicTest and PrivateTest (no TTA, flip, ten-crop) and write a released folder (config,
     safetensors, processor, code, ``eval_results.json``, model card) to ``output_dir``.
 
@@ -125,11 +126,18 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
                 val_labels = labels
         member_results.append(row)
     weights, val_accuracy = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
-    ensemble = FerEnsembleForImageClassification.from_members(models, processors, names, weights)
+    # a member the fit gave weight 0 changes no output: it is left out of the released model (smaller, faster)
+    kept = [i for i, weight in enumerate(weights) if weight > 0]
+    for i, row in enumerate(member_results):
+        row["weight"], row["in_ensemble"] = weights[i], i in kept
+    ensemble = FerEnsembleForImageClassification.from_members(
+        [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept], [weights[i] for i in kept])
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
                                                          "width": ensemble.config.image_size})
     results = {"protocol": "member weights fitted on PublicTest (validation) accuracy; PrivateTest (test) reported",
-               "model_type": "fer_ensemble", "members": member_results, "member_weights": weights,
+               "model_type": "fer_ensemble", "members": [r for r in member_results if r["in_ensemble"]],
+               "member_weights": [weights[i] for i in kept],
+               "left_out_members": [r for r in member_results if not r["in_ensemble"]],
                "weight_grid_step": step, "weight_criterion": criterion, "num_parameters": count_parameters(ensemble),
                "gflops_per_face": round(gflops_per_face(ensemble), 4),
                "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

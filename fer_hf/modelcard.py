@@ -329,6 +329,15 @@ At the chosen epoch, PublicTest loss was {best.get('validation_loss', float('nan
     return path
 
 
+def _left_out_members(results: dict) -> str:
+    left_out = results.get("left_out_members") or []
+    if not left_out:
+        return ""
+    names = ", ".join(f"`{m['name']}` (PublicTest {m['validation']['accuracy'] * 100:.2f}%, PrivateTest "
+                      f"{m['test']['accuracy'] * 100:.2f}%)" for m in left_out)
+    return (f"\nAlso tried, and left out because the fit on PublicTest gave them weight 0: {names}.\n")
+
+
 def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
     """Write ``README.md`` for an ensemble built by `fer_hf.ensembling.build_ensemble` from its results
     (member table with weights and each member's own PublicTest / PrivateTest numbers)."""
@@ -360,7 +369,7 @@ were fitted on **PublicTest** only (grid of step {results['weight_grid_step']}, 
 Members (each evaluated alone, no TTA):
 
 {chr(10).join(rows)}
-
+{_left_out_members(results)}
 Per-class metrics of the ensemble on PrivateTest (no TTA):
 
 {_per_class_table(results['test'])}

@@ -213,3 +213,29 @@ def test_short_distillation_run_lowers_the_kl_to_the_teacher(tmp_path, private_t
                                               reduction="batchmean").item()
 
     assert kl(student) < 0.85 * kl(initial), (kl(student), kl(initial))
+
+
+def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path):
+    """`fer-hf ensemble` end to end on real PublicTest / PrivateTest faces (a fixed random 150 of each):
+    the released model next to a copy whose classifier always says "surprise"; the fit on PublicTest gives the
+    copy weight 0, so the written ensemble holds the released model alone and the card names the other."""
+    from fer_hf.ensembling import build_ensemble
+
+    surprised = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
+    with torch.no_grad():
+        surprised.classifier[-1].bias[FER2013_LABELS.index("surprise")] += 20.0
+    surprised.save_pretrained(tmp_path / "surprised")
+    AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(tmp_path / "surprised")
+    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(tmp_path / "surprised")], str(FER2013_ZIP),
+                             tmp_path / "ensemble", max_eval_samples=150)
+    assert [m["name"] for m in results["members"]] == [DEFAULT_MODEL_DIR.name]
+    assert results["member_weights"] == [1.0]
+    assert [m["name"] for m in results["left_out_members"]] == ["surprised"]
+    left_out = results["left_out_members"][0]
+    assert left_out["weight"] == 0.0 and left_out["validation"]["accuracy"] < 0.3
+    config = json.loads((tmp_path / "ensemble" / "config.json").read_text())
+    assert len(config["members"]) == 1
+    # the one-member ensemble predicts exactly what the member does
+    assert results["test"]["accuracy"] == results["members"][0]["test"]["accuracy"]
+    assert "left out because the fit on PublicTest gave them weight 0: `surprised`" in \
+        (tmp_path / "ensemble" / "README.md").read_text()
