@@ -432,12 +432,16 @@ class ClassicalFERPipeline:
             out[start:start + len(chunk), split:] = self.gabor_features(chunk)
         return out
 
-    def extract_features(self, images, batch_size: int = 256, return_face_found: bool = False):
+    def extract_features(self, images, batch_size: int = 256, return_face_found: bool = False,
+                         desc: Optional[str] = None):
         """Images (see `preprocess`) -> float32 features (N, feature_dim); deterministic (no randomness).
-        With ``return_face_found``: (features, face_found (N,) bool)."""
+        With ``return_face_found``: (features, face_found (N,) bool). ``desc``: show a progress bar."""
+        from tqdm.auto import tqdm
+
         features = np.empty((len(images), self.feature_dim), np.float32)
         found = np.ones(len(images), bool)
-        for start in range(0, len(images), batch_size):
+        for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=desc is None, unit="batch",
+                          mininterval=5):
             chunk = images[start:start + batch_size]
             faces, found[start:start + len(chunk)] = self.preprocess(chunk)
             features[start:start + len(chunk)] = self.features_from_faces(faces, batch_size)
@@ -742,7 +746,7 @@ def _random_subset(n: int, size: Optional[int], seed: int) -> np.ndarray:
 
 def _timed_features(model: ClassicalFERPipeline, split, timings: dict, name: str):
     started = time.perf_counter()
-    features, found = model.extract_features(split["image"], return_face_found=True)
+    features, found = model.extract_features(split["image"], return_face_found=True, desc=f"features: {name}")
     seconds = time.perf_counter() - started
     timings[f"features_{name}_seconds"] = round(seconds, 3)
     timings[f"features_{name}_images_per_second"] = round(len(features) / max(seconds, 1e-9), 1)
@@ -773,8 +777,12 @@ def _select_on_validation(model, X_train, y_train, X_val, y_val, grid):
         Z_train = step.fit_transform(Z_train)
         Z_val = step.transform(Z_val)
     gamma_ref = 1.0 / (Z_train.shape[1] * max(float(Z_train.var()), 1e-12))
+    from tqdm.auto import tqdm
+
     table = []
-    for point in _grid_points(grid, gamma_ref):
+    points = tqdm(_grid_points(grid, gamma_ref), desc="SVM grid (C, gamma) on PublicTest", unit="fit")
+    for point in points:
+        points.set_postfix(C=point["C"], gamma_factor=point["gamma_factor"])
         started = time.perf_counter()
         svm = clone(model._make_svm(C=point["C"], gamma=point["gamma"])).fit(Z_train, y_train)
         fit_seconds = time.perf_counter() - started
@@ -890,6 +898,8 @@ def _train_fer2013(corpus, label_names, output_dir, max_train_samples, max_eval_
     y_train, y_val, y_test = _labels(train, label_names), _labels(val, label_names), _labels(test, label_names)
     best, table = _select_on_validation(model, X_train, y_train, X_val, y_val, grid)
     model.C, model.gamma = best["C"], best["gamma"]
+    print(f"chosen on PublicTest: C={best['C']}, gamma_factor={best['gamma_factor']} "
+          f"(accuracy {best['validation_accuracy']:.4f}); final fit with probability calibration", flush=True)
     started = time.perf_counter()
     model.fit_features(X_train, y_train)
     timings["final_fit_with_calibration_seconds"] = round(time.perf_counter() - started, 3)
@@ -939,8 +949,10 @@ def _cross_validate(dataset, corpus, label_names, output_dir, cv, folds, max_tra
     X, found = _timed_features(model, data, timings, "all")
     y = _labels(data, label_names)
     subjects = np.asarray(data["subject"][:]).astype(str)
+    from tqdm.auto import tqdm
+
     per_fold, all_true, all_pred = [], [], []
-    for i, (train_index, test_index) in enumerate(fold_list):
+    for i, (train_index, test_index) in enumerate(tqdm(fold_list, desc=f"{cv} folds", unit="fold")):
         shared = set(subjects[train_index]) & set(subjects[test_index])
         if fold_list.subject_independent and shared:
             raise RuntimeError(f"fold {i}: subjects on both sides {sorted(shared)[:5]}")
