@@ -597,8 +597,8 @@ def better_checkpoint(accuracy: float, loss: float, best_accuracy: float, best_l
 def train_one(args, accelerator, dataset, label_names, output_dir: Path, command: str, precision: str,
               protocol: str, dropped_rows: int = 0, release: bool = True):
     """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
-    validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on validation and test (no TTA, flip, ten-crop), and write
-    the folder (model, processor, ``eval_results.json``, plots; the model card for FER2013). Returns
+    validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on
+    validation and test (no TTA, flip, ten-crop), and write the folder (model, processor, ``eval_results.json``, plots; the model card for FER2013). Returns
     the results dict, or None when the run stopped early for a later resume."""
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -670,7 +670,8 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
 
     # ---------------------------------------------------------------- resume
     # global_step counts optimiser steps taken (not skipped by the fp16 scaler); it survives resumes
-    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_validation_loss": float("inf"), "best_epoch": -1, "global_step": 0, "history": []}
+    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_validation_loss": float("inf"), "best_epoch": -1,
+             "global_step": 0, "history": []}
     last_checkpoint = None  # the checkpoint this invocation continues from (its best_model/ carries over)
     if args.resume_from_checkpoint:
         path = latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else Path(args.resume_from_checkpoint)

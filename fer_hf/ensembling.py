@@ -134,7 +134,8 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept], [weights[i] for i in kept])
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
                                                          "width": ensemble.config.image_size})
-    results = {"protocol": "member weights fitted on PublicTest (validation) accuracy; PrivateTest (test) reported",
+    results = {"protocol": f"member weights fitted on PublicTest (validation), criterion {criterion}; PrivateTest "
+                           "(test) reported",
                "model_type": "fer_ensemble", "members": [r for r in member_results if r["in_ensemble"]],
                "member_weights": [weights[i] for i in kept],
                "left_out_members": [r for r in member_results if not r["in_ensemble"]],
