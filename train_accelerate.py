@@ -598,8 +598,9 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
               protocol: str, dropped_rows: int = 0, release: bool = True):
     """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
     validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on
-    validation and test (no TTA, flip, ten-crop), and write the folder (model, processor, ``eval_results.json``, plots; the model card for FER2013). Returns
-    the results dict, or None when the run stopped early for a later resume."""
+    validation and test (no TTA, flip, ten-crop), and write the folder (model, processor,
+    ``eval_results.json``, plots; the model card for FER2013). Returns the results dict, or None when the
+    run stopped early for a later resume."""
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         recover_run_folder(output_dir)  # what a killed earlier invocation may have left half-done
@@ -670,8 +671,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
 
     # ---------------------------------------------------------------- resume
     # global_step counts optimiser steps taken (not skipped by the fp16 scaler); it survives resumes
-    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_validation_loss": float("inf"), "best_epoch": -1,
-             "global_step": 0, "history": []}
+    state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "global_step": 0, "history": []}
     last_checkpoint = None  # the checkpoint this invocation continues from (its best_model/ carries over)
     if args.resume_from_checkpoint:
         path = latest_checkpoint(output_dir) if args.resume_from_checkpoint == "latest" else Path(args.resume_from_checkpoint)
@@ -778,11 +778,12 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         }
         state["history"].append(record)
         state["epoch"] = epoch
-        improved = better_checkpoint(val_acc, val_loss, state["best_validation_accuracy"],
-                                     state.get("best_validation_loss", float("inf")))
+        # the best epoch's loss comes from the history, which every checkpoint (and resume) carries
+        best_loss = next((r["validation_loss"] for r in state["history"] if r["epoch"] == state["best_epoch"]),
+                         float("inf"))
+        improved = better_checkpoint(val_acc, val_loss, state["best_validation_accuracy"], best_loss)
         if improved:
             state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
-            state["best_validation_loss"] = val_loss
         if args.early_stopping_patience and epoch + 1 - state["best_epoch"] >= args.early_stopping_patience:
             state["stopped_early"] = stopped_early = True
         accelerator.print(json.dumps(record) + ("  <- best on PublicTest" if improved else ""))

@@ -77,6 +77,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 MODEL_TYPE = "fer_classical"
 FORMAT_VERSION = 1
@@ -436,8 +437,6 @@ class ClassicalFERPipeline:
                          desc: Optional[str] = None):
         """Images (see `preprocess`) -> float32 features (N, feature_dim); deterministic (no randomness).
         With ``return_face_found``: (features, face_found (N,) bool). ``desc``: show a progress bar."""
-        from tqdm.auto import tqdm
-
         features = np.empty((len(images), self.feature_dim), np.float32)
         found = np.ones(len(images), bool)
         for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=desc is None, unit="batch",
@@ -777,8 +776,6 @@ def _select_on_validation(model, X_train, y_train, X_val, y_val, grid):
         Z_train = step.fit_transform(Z_train)
         Z_val = step.transform(Z_val)
     gamma_ref = 1.0 / (Z_train.shape[1] * max(float(Z_train.var()), 1e-12))
-    from tqdm.auto import tqdm
-
     table = []
     points = tqdm(_grid_points(grid, gamma_ref), desc="SVM grid (C, gamma) on PublicTest", unit="fit")
     for point in points:
@@ -949,8 +946,6 @@ def _cross_validate(dataset, corpus, label_names, output_dir, cv, folds, max_tra
     X, found = _timed_features(model, data, timings, "all")
     y = _labels(data, label_names)
     subjects = np.asarray(data["subject"][:]).astype(str)
-    from tqdm.auto import tqdm
-
     per_fold, all_true, all_pred = [], [], []
     for i, (train_index, test_index) in enumerate(tqdm(fold_list, desc=f"{cv} folds", unit="fold")):
         shared = set(subjects[train_index]) & set(subjects[test_index])

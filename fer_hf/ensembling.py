@@ -128,17 +128,17 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     weights, val_accuracy = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
     # a member the fit gave weight 0 changes no output: it is left out of the released model (smaller, faster)
     kept = [i for i, weight in enumerate(weights) if weight > 0]
-    for i, row in enumerate(member_results):
-        row["weight"], row["in_ensemble"] = weights[i], i in kept
+    for row, weight in zip(member_results, weights):
+        row["weight"] = weight
     ensemble = FerEnsembleForImageClassification.from_members(
         [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept], [weights[i] for i in kept])
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
                                                          "width": ensemble.config.image_size})
     results = {"protocol": f"member weights fitted on PublicTest (validation), criterion {criterion}; PrivateTest "
                            "(test) reported",
-               "model_type": "fer_ensemble", "members": [r for r in member_results if r["in_ensemble"]],
+               "model_type": "fer_ensemble", "members": [member_results[i] for i in kept],
                "member_weights": [weights[i] for i in kept],
-               "left_out_members": [r for r in member_results if not r["in_ensemble"]],
+               "left_out_members": [row for row in member_results if row["weight"] == 0],
                "weight_grid_step": step, "weight_criterion": criterion, "num_parameters": count_parameters(ensemble),
                "gflops_per_face": round(gflops_per_face(ensemble), 4),
                "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
