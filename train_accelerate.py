@@ -53,7 +53,7 @@ from fer_hf.atomic import (
 )
 from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset
 from fer_hf.backbones import load_backbone_weights
-from fer_hf.data import dataset_to_uint8, load_fer2013
+from fer_hf.data import dataset_to_uint8, group_holdout, load_fer2013
 from fer_hf.losses import (
     CLASS_WEIGHTINGS,
     class_weights,
@@ -506,16 +506,6 @@ def single_run_splits(args, corpus):
         return (DatasetDict(train=train, validation=validation, test=corpus["validation"]),
                 "checkpoint chosen on held-out SFEW Train movies; SFEW Val (test) reported")
     raise ValueError(f"--dataset {args.dataset} has one split: use cross-validation (--cv subject|loso|stratified)")
-
-
-def group_holdout(dataset, group_column, fraction, seed):
-    """(train, validation) Datasets with whole groups (subjects, movies) held out for validation."""
-    from sklearn.model_selection import GroupShuffleSplit
-
-    groups = np.asarray(dataset[group_column][:])
-    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    train_index, validation_index = next(splitter.split(np.zeros(len(groups)), groups=groups))
-    return dataset.select(sorted(train_index)), dataset.select(sorted(validation_index))
 
 
 def cross_validation_folds(args, dataset):

@@ -62,6 +62,8 @@ def main():
     if args.deadline:
         hour, minute = map(int, args.deadline.split(":"))
         deadline = dt.datetime.now().replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if deadline < dt.datetime.now():  # a deadline after midnight
+            deadline += dt.timedelta(days=1)
     for name in args.only or list(ZOO_RUNS):
         out = Path(args.runs_dir) / name
         if (out / "eval_results.json").is_file():

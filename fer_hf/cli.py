@@ -26,12 +26,14 @@ def _ensemble(args) -> int:
     command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
     results = build_ensemble(args.members, args.data_dir, args.output_dir, model_name=args.model_name,
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
-                             criterion=args.weight_criterion)
-    summary = {"members": [m["name"] for m in results["members"]], "member_weights": results["member_weights"],
+                             criterion=args.weight_criterion, dataset=args.dataset, weights=args.weights,
+                             validation_fraction=args.validation_fraction, seed=args.seed)
+    summary = {"protocol": results["protocol"], "members": [m["name"] for m in results["members"]],
+               "member_weights": results["member_weights"],
                "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]],
-               "PublicTest_accuracy": results["validation"]["accuracy"],
-               "PrivateTest_accuracy": results["test"]["accuracy"],
-               "PrivateTest_accuracy_flip_tta": results["test_flip_tta"]["accuracy"]}
+               "selection_accuracy (validation)": results["validation"]["accuracy"],
+               "reported_accuracy (test)": results["test"]["accuracy"],
+               "reported_accuracy_flip_tta": results["test_flip_tta"]["accuracy"]}
     print(json.dumps(summary, indent=1))
     return 0
 
@@ -196,22 +198,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer-hf", description="fer_hf: facial expression recognition")
     commands = parser.add_subparsers(dest="command", required=True)
     ensemble = commands.add_parser(
-        "ensemble", help="Build an ensemble of trained fer_hf models (weights fitted on FER2013 PublicTest).",
-        description="Fit averaging weights on FER2013 PublicTest (never PrivateTest), build one "
-                    "fer_ensemble PreTrainedModel holding every member with a non-zero weight (members "
-                    "fitted to weight 0 are left out and listed), evaluate it on PublicTest and "
-                    "PrivateTest (no TTA, flip, ten-crop) and write a released folder with its model card.")
+        "ensemble", help="Build an ensemble of trained fer_hf models (weights fitted on FER2013 PublicTest, or "
+                         "on the selection split of --dataset).",
+        description="Fit averaging weights on a selection split (FER2013 PublicTest by default; never the "
+                    "reported split), or take fixed --weights, build one fer_ensemble PreTrainedModel holding "
+                    "every member with a non-zero weight (members at weight 0 are left out and listed), "
+                    "evaluate it on the selection and the reported split (no TTA, flip, ten-crop) and write a "
+                    "released folder with its model card.")
     ensemble.add_argument("--members", nargs="+", required=True, help="Trained fer_hf model folders (or Hub ids).")
-    ensemble.add_argument("--data_dir", required=True, help="FER2013 (fer2013.csv, image-folder zip/folder, Hub id).")
+    ensemble.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "sfew"],
+                          help="Corpus: fer2013 (fit on PublicTest, report PrivateTest), ferplus (FER2013Valid / "
+                               "FER2013Test, majority vote) or sfew (held-out SFEW Train movies, as "
+                               "train_accelerate.py selects on / SFEW Val).")
+    ensemble.add_argument("--data_dir", required=True,
+                          help="The corpus: FER2013 (fer2013.csv, image-folder zip/folder, Hub id), the FER+ layout "
+                               "or the SFEW folder.")
     ensemble.add_argument("--output_dir", required=True)
     ensemble.add_argument("--model_name", default=None, help="Name in the model card (default: output folder name).")
+    ensemble.add_argument("--weights", type=float, nargs="+", default=None,
+                          help="Fixed member weights, one per member (normalised to sum 1), instead of a fit: "
+                               "for weights chosen before looking at any split, e.g. uniform when the selection "
+                               "split is too small to fit on.")
     ensemble.add_argument("--weight_step", type=float, default=0.05, help="Grid step of the member weights.")
     ensemble.add_argument("--weight_criterion", default="nll", choices=["nll", "accuracy"],
-                          help="Fit the weights for the lowest PublicTest log-loss (default) or the best accuracy.")
+                          help="Fit the weights for the lowest selection-split log-loss (default) or the best "
+                               "accuracy.")
+    ensemble.add_argument("--validation_fraction", type=float, default=0.1,
+                          help="sfew: share of SFEW Train movies held out for the fit (train_accelerate.py's "
+                               "default, so the members never trained on them).")
+    ensemble.add_argument("--seed", type=int, default=42,
+                          help="sfew: seed of the held-out movies (train_accelerate.py's default).")
     ensemble.add_argument("--max_eval_samples", type=int, default=None,
-                          help="Only a fixed random subset (seed 0) of N PublicTest and of N PrivateTest images, "
-                               "not the first N (the FER2013 zip is sorted by class); for tests, not "
-                               "FER2013 results.")
+                          help="Only a fixed random subset (seed 0) of N selection and of N reported images, "
+                               "not the first N (the FER2013 zip is sorted by class); for tests, not results.")
     ensemble.set_defaults(handler=_ensemble)
 
     from .calibration import DEFAULT_N_BINS

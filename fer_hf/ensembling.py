@@ -1,8 +1,11 @@
-"""Build a released ensemble from trained fer_hf models, under the FER2013 protocol: member weights
-fitted on PublicTest only, PrivateTest reported once.
+"""Build a released ensemble from trained fer_hf models: member weights fitted on a selection split only
+(FER2013 / FER+: PublicTest; SFEW: held-out SFEW Train movies), the reported split evaluated once
+(PrivateTest; SFEW Val).
 
     python -m fer_hf ensemble --members model_cards/a model_cards/b --output_dir model_cards/fer-ensemble \
         --data_dir ../shared/data/fer2013/fer2013_images.zip
+    python -m fer_hf ensemble --dataset sfew --data_dir ../shared/data/sfew --members runs/a runs/b \
+        --output_dir model_cards/sfew-ensemble
 """
 
 from __future__ import annotations
@@ -71,13 +74,54 @@ def fit_member_weights(member_probabilities, labels, step: float = 0.05, criteri
     return best[1], best[2]
 
 
+#: dataset -> how `ensemble_splits` builds the selection (``validation``) and reported (``test``) splits
+ENSEMBLE_PROTOCOLS = {
+    "fer2013": "member weights fitted on PublicTest (validation); PrivateTest (test) reported",
+    "ferplus": "member weights fitted on FER2013Valid (validation, majority vote); FER2013Test (test) reported",
+    "sfew": "member weights fitted on held-out SFEW Train movies (validation: the movies train_accelerate.py "
+            "selects checkpoints on); SFEW Val (test) reported",
+}
+
+
+def ensemble_splits(dataset: str, data_dir, validation_fraction: float = 0.1, seed: int = 42):
+    """``{"validation": selection split, "test": reported split}`` of a corpus for `build_ensemble`.
+
+    ``fer2013`` (`fer_hf.data.load_fer2013`: PublicTest / PrivateTest), ``ferplus`` (`fer_hf.data.load_ferplus`,
+    majority vote: FER2013Valid / FER2013Test), ``sfew`` (`fer_hf.data.load_sfew`: the Train movies
+    `fer_hf.data.group_holdout` holds out with ``validation_fraction`` and ``seed``, as ``train_accelerate.py
+    --dataset sfew`` does with its defaults 0.1 and 42 / SFEW Val).
+    Raises:
+        ValueError: for a corpus without a fixed selection split (CK+, JAFFE: cross-validation only).
+    """
+    from . import data
+
+    if dataset == "fer2013":
+        corpus = data.load_fer2013(data_dir)
+        return {"validation": corpus["validation"], "test": corpus["test"]}
+    if dataset == "ferplus":
+        corpus = data.load_ferplus(data_dir)
+        return {"validation": corpus["validation"], "test": corpus["test"]}
+    if dataset == "sfew":
+        corpus = data.load_sfew(data_dir)
+        _, held_out = data.group_holdout(corpus["train"], "movie", validation_fraction, seed)
+        return {"validation": held_out, "test": corpus["validation"]}
+    raise ValueError(f"An ensemble needs a corpus with a fixed selection split: one of {sorted(ENSEMBLE_PROTOCOLS)}, "
+                     f"got {dataset!r} (CK+ and JAFFE are evaluated by cross-validation only)")
+
+
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
-                   criterion: str = "nll") -> dict:
-    """Fit member weights on FER2013 PublicTest, build the `FerEnsembleForImageClassification` from the
-    members with a non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate
-    it on PublicTest and PrivateTest (no TTA, flip, ten-crop) and write a released folder (config,
+                   criterion: str = "nll", dataset: str = "fer2013", weights: Optional[list] = None,
+                   validation_fraction: float = 0.1, seed: int = 42) -> dict:
+    """Fit member weights on the selection split of ``dataset`` (`ensemble_splits`: FER2013 PublicTest by
+    default) or take fixed ``weights``, build the `FerEnsembleForImageClassification` from the members with a
+    non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate it on the
+    selection and the reported split (no TTA, flip, ten-crop) and write a released folder (config,
     safetensors, processor, code, ``eval_results.json``, model card) to ``output_dir``.
+
+    ``weights``: one non-negative number per member, normalised to sum 1, used as given (no fit): for
+    weights chosen before looking at any split, e.g. uniform weights for members trained the same way
+    when the selection split is too small to fit on (SFEW: 100 images).
 
     ``max_eval_samples`` (for tests, not FER2013 results): fit and evaluate on a fixed random subset
     (seed 0, `fer_hf.evaluation.random_subset`, as ``fer-hf evaluate --max_samples``) of this many
@@ -86,11 +130,12 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
 
     Returns the results dict written to ``eval_results.json``.
     Raises:
-        ValueError: for a member that is not a fer_hf model or a label-set mismatch.
+        ValueError: for a member that is not a fer_hf model, a label-set mismatch, a corpus without a fixed
+            selection split, or ``weights`` of the wrong length, negative or all zero.
     """
     from transformers import AutoImageProcessor
 
-    from .data import dataset_to_uint8, load_fer2013
+    from .data import dataset_to_uint8
     from .evaluation import random_subset
     from .image_processing_fer import FerImageProcessor
     from .metrics import classification_metrics
@@ -99,15 +144,25 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     from .models.ensemble import FerEnsembleForImageClassification
     from .profiling import count_parameters, gflops_per_face
 
+    if weights is not None:
+        weights = [float(w) for w in weights]
+        if len(weights) != len(member_paths) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights must be {len(member_paths)} non-negative numbers (one per member) with a "
+                             f"positive sum, got {weights}")
+        weights = [w / sum(weights) for w in weights]
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     models = [load_fer_model(path) for path in member_paths]
     processors = [AutoImageProcessor.from_pretrained(path) for path in member_paths]
     names = [Path(str(path).rstrip("/")).name for path in member_paths]
-    dataset = load_fer2013(data_dir)
+    corpus_name = dataset
+    dataset = ensemble_splits(corpus_name, data_dir, validation_fraction, seed)
     for split in ("validation", "test"):
         dataset[split] = random_subset(dataset[split], max_eval_samples, seed=0)
     label_names = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
+    if list(dataset["test"].features["label"].names) != label_names:
+        raise ValueError(f"The members' labels {label_names} are not the {corpus_name} label set "
+                         f"{dataset['test'].features['label'].names} in the same order")
     decoded = {}
     member_results = []
     member_val_probs = []
@@ -125,7 +180,9 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
                 member_val_probs.append(probs)
                 val_labels = labels
         member_results.append(row)
-    weights, val_accuracy = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
+    fitted = weights is None
+    if fitted:
+        weights, _ = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
     # a member the fit gave weight 0 changes no output: it is left out of the released model (smaller, faster)
     kept = [i for i, weight in enumerate(weights) if weight > 0]
     for row, weight in zip(member_results, weights):
@@ -134,12 +191,15 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept], [weights[i] for i in kept])
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
                                                          "width": ensemble.config.image_size})
-    results = {"protocol": f"member weights fitted on PublicTest (validation), criterion {criterion}; PrivateTest "
-                           "(test) reported",
-               "model_type": "fer_ensemble", "members": [member_results[i] for i in kept],
+    protocol = ENSEMBLE_PROTOCOLS[corpus_name]
+    protocol = (protocol.replace("weights fitted on", "weights fitted (criterion " + criterion + ") on") if fitted
+                else "fixed member weights given on the command line (no fit); " + protocol.split("; ", 1)[1])
+    results = {"protocol": protocol, "dataset": corpus_name, "model_type": "fer_ensemble",
+               "weights_fitted": fitted, "members": [member_results[i] for i in kept],
                "member_weights": [weights[i] for i in kept],
                "left_out_members": [row for row in member_results if row["weight"] == 0],
-               "weight_grid_step": step, "weight_criterion": criterion, "num_parameters": count_parameters(ensemble),
+               "weight_grid_step": step if fitted else None, "weight_criterion": criterion if fitted else None,
+               "num_parameters": count_parameters(ensemble),
                "gflops_per_face": round(gflops_per_face(ensemble), 4),
                "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                "split_sizes": {s: len(dataset[s]) for s in ("validation", "test")}}

@@ -87,7 +87,27 @@ DATASETS = {
                 "FER+ layout; evaluation on the majority vote, images whose majority is unknown or not-a-face "
                 "dropped (the FER+ paper's protocol)",
     },
+    "sfew": {
+        "name": "SFEW 2.0", "tag": "sfew", "train": "SFEW 2.0 Train (the movies not held out)",
+        "validation": "held-out SFEW Train movies", "test": "SFEW Val", "full_sizes": {"test": 405},
+        "classes": "7 expressions: angry, disgust, fear, happy, sad, surprise, neutral (canonical FER2013 ids 0-6)",
+        "data": "SFEW 2.0 (Dhall et al., 2011): aligned face crops from movie frames, the 31 unusable files of its "
+                "data card skipped; Train and Val share no movie, and selection uses whole held-out Train movies",
+    },
 }
+
+_SFEW_SECTIONS = """
+SFEW 2.0 is distributed by its authors for research use only, under their end-user licence agreement; the
+weights fine-tuned on it inherit that restriction.
+
+```
+@inproceedings{dhall2011static,
+  title={Static facial expression analysis in tough conditions: Data, evaluation protocol and benchmark},
+  author={Dhall, Abhinav and Goecke, Roland and Lucey, Simon and Gedeon, Tom},
+  booktitle={ICCV Workshops}, year={2011}
+}
+```
+"""
 
 _FERPLUS_SECTIONS = """
 FER+ labels: (c) Microsoft Corporation, MIT licence (github.com/microsoft/FERPlus). The images are FER2013's.
@@ -101,19 +121,21 @@ FER+ labels: (c) Microsoft Corporation, MIT licence (github.com/microsoft/FERPlu
 ```
 """
 
+_EXTRA_SECTIONS = {"ferplus": _FERPLUS_SECTIONS, "sfew": _SFEW_SECTIONS}
 _TTA_COLUMNS = (("", "no TTA"), ("_flip_tta", "flip TTA"), ("_ten_crop_tta", "ten-crop TTA"))
 
 
 def _front_matter(model_name: str, results: dict) -> str:
     test, val = results["test"], results["validation"]
     data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
-    tags = "- fer2013\n" + ("- ferplus\n" if data["tag"] == "ferplus" else "")
+    tags = "- fer2013\n" + (f"- {data['tag']}\n" if data["tag"] != "fer2013" else "")
+    test_name, val_name = data["test"], data["validation"]
     extra = ""
     for suffix, label in _TTA_COLUMNS[1:]:
         if f"test{suffix}" in results:
             extra += f"""    - type: accuracy
       value: {results[f'test{suffix}']['accuracy']:.4f}
-      name: PrivateTest accuracy with {label}
+      name: {test_name} accuracy with {label}
 """
     return f"""---
 license: other
@@ -140,25 +162,25 @@ model-index:
     dataset:
       type: {data['tag']}
       name: {data['name']}
-      split: PrivateTest
+      split: {test_name}
     metrics:
     - type: accuracy
       value: {test['accuracy']:.4f}
-      name: PrivateTest accuracy (chosen on PublicTest, no TTA)
+      name: {test_name} accuracy (chosen on {val_name}, no TTA)
     - type: f1
       value: {test['macro_f1']:.4f}
-      name: PrivateTest macro-F1 (no TTA)
+      name: {test_name} macro-F1 (no TTA)
 {extra}  - task:
       type: image-classification
       name: Facial expression recognition
     dataset:
       type: {data['tag']}
       name: {data['name']}
-      split: PublicTest
+      split: {val_name}
     metrics:
     - type: accuracy
       value: {val['accuracy']:.4f}
-      name: PublicTest accuracy (used for selection, no TTA)
+      name: {val_name} accuracy (used for selection, no TTA)
 ---
 """
 
@@ -167,7 +189,8 @@ def _results_table(results: dict) -> str:
     columns = [(suffix, label) for suffix, label in _TTA_COLUMNS if f"test{suffix}" in results]
     header = "| split | " + " | ".join(f"accuracy, {label} | macro-F1, {label}" for _, label in columns) + " |"
     lines = [header, "| --- |" + " --- | --- |" * len(columns)]
-    for split, title in (("test", "PrivateTest"), ("validation", "PublicTest (selection split)")):
+    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    for split, title in (("test", data["test"]), ("validation", f"{data['validation']} (selection split)")):
         cells = []
         for suffix, _ in columns:
             m = results[f"{split}{suffix}"]
@@ -264,8 +287,8 @@ def write_model_card(output_dir, results: dict, history: list, args: dict, comma
     results = {**results, "dataset": data["tag"]}
     full = all(split_sizes.get(k) == v for k, v in data["full_sizes"].items())
     subset_note = "" if full else (
-        f"\n> **Note:** this run used a subset (train {split_sizes.get('train')}, PublicTest "
-        f"{split_sizes.get('validation')}, PrivateTest {split_sizes.get('test')} images); its numbers are not "
+        f"\n> **Note:** this run used a subset (train {split_sizes.get('train')}, {data['validation']} "
+        f"{split_sizes.get('validation')}, {data['test']} {split_sizes.get('test')} images); its numbers are not "
         f"{data['name']} results.\n")
     model_type = results.get("model_type", "fer_vgg")
     architecture = ARCHITECTURES.get(model_type, model_type)
@@ -303,7 +326,7 @@ the centre and four corner crops of the face padded by 4 pixels, each with its m
 
 {_results_table(results)}
 
-Per-class metrics on PrivateTest (no TTA):
+Per-class metrics on {data['test']} (no TTA):
 
 {_per_class_table(test)}
 
@@ -320,10 +343,10 @@ Produced by this command (from the root of the fer_hf repository; `eval_results.
 Recipe: {json.dumps(recipe)} (every flag is documented in `python train_accelerate.py --help`).
 Data: {data['data']}; {dropped_rows} rows were dropped as invalid by the loader.
 Cost: {timing}; {min(speed) if speed else 0:.0f}-{max(speed) if speed else 0:.0f} training images/s.
-At the chosen epoch, PublicTest loss was {best.get('validation_loss', float('nan')):.4f}.
+At the chosen epoch, {data['validation']} loss was {best.get('validation_loss', float('nan')):.4f}.
 
 {_usage(model_name, output_dir)}
-{_COMMON_SECTIONS}{_FERPLUS_SECTIONS if data['tag'] == 'ferplus' else ''}"""
+{_COMMON_SECTIONS}{_EXTRA_SECTIONS.get(data['tag'], '')}"""
     path = output_dir / "README.md"
     atomic_write_text(path, _front_matter(model_name, results) + body)
     return path
@@ -333,21 +356,36 @@ def _left_out_members(results: dict) -> str:
     left_out = results.get("left_out_members") or []
     if not left_out:
         return ""
-    names = ", ".join(f"`{m['name']}` (PublicTest {m['validation']['accuracy'] * 100:.2f}%, PrivateTest "
-                      f"{m['test']['accuracy'] * 100:.2f}%)" for m in left_out)
-    return (f"\nAlso tried, and left out because the fit on PublicTest gave them weight 0: {names}.\n")
+    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    names = ", ".join(f"`{m['name']}` ({data['validation']} {m['validation']['accuracy'] * 100:.2f}%, "
+                      f"{data['test']} {m['test']['accuracy'] * 100:.2f}%)" for m in left_out)
+    reason = (f"the fit on {data['validation']} gave them" if results.get("weights_fitted", True)
+              else "the command gave them")
+    return f"\nAlso tried, and left out because {reason} weight 0: {names}.\n"
 
 
 def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
     """Write ``README.md`` for an ensemble built by `fer_hf.ensembling.build_ensemble` from its results
-    (member table with weights and each member's own PublicTest / PrivateTest numbers)."""
+    (member table with weights and each member's own numbers on the selection and the reported split)."""
     output_dir = Path(output_dir)
-    rows = ["| member | model type | weight | params | GFLOPs | PublicTest acc. | PrivateTest acc. |",
+    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    val_name, test_name = data["validation"], data["test"]
+    rows = [f"| member | model type | weight | params | GFLOPs | {val_name} acc. | {test_name} acc. |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
     for member, weight in zip(results["members"], results["member_weights"]):
         rows.append(f"| `{member['name']}` | `{member['model_type']}` | {weight:.2f} | "
                     f"{member['num_parameters'] / 1e6:.2f}M | {member['gflops_per_face']:.3f} | "
                     f"{member['validation']['accuracy'] * 100:.2f}% | {member['test']['accuracy'] * 100:.2f}% |")
+    if results.get("weights_fitted", True):
+        weighting = (f"the averaging weights were fitted on **{val_name}** only (grid of step "
+                     f"{results['weight_grid_step']}, criterion: {results.get('weight_criterion', 'accuracy')})")
+    else:
+        weighting = ("the averaging weights were given on the command line, not fitted on any split (the "
+                     f"{val_name} split is too small to fit them on)")
+    trained = {"fer2013": "trained on FER2013 Training and chosen on PublicTest",
+               "ferplus": "trained on FER+ FER2013Train and chosen on FER2013Valid",
+               "sfew": "fine-tuned on SFEW Train (from a FER2013 or FER+ model) and chosen on held-out SFEW "
+                       "Train movies"}.get(data["tag"], f"trained on {data['train']}")
     body = f"""
 # {model_name}: an ensemble of fer_hf facial expression models
 
@@ -359,10 +397,8 @@ config and weight; `logits` are the log of the weighted average of the members' 
 
 ## Results
 
-Protocol: each member was trained on FER2013 Training and chosen on PublicTest; the averaging weights
-were fitted on **PublicTest** only (grid of step {results['weight_grid_step']}, criterion:
-{results.get('weight_criterion', 'accuracy')});
-**PrivateTest** was evaluated once, at the end.
+Protocol: each member was {trained}; {weighting};
+**{test_name}** was evaluated once, at the end.
 
 {_results_table(results)}
 
@@ -370,7 +406,7 @@ Members (each evaluated alone, no TTA):
 
 {chr(10).join(rows)}
 {_left_out_members(results)}
-Per-class metrics of the ensemble on PrivateTest (no TTA):
+Per-class metrics of the ensemble on {test_name} (no TTA):
 
 {_per_class_table(results['test'])}
 
@@ -381,7 +417,7 @@ Produced by this command (from the root of the fer_hf repository; raw numbers in
 ```
 
 {_usage(model_name, output_dir)}
-{_COMMON_SECTIONS}"""
+{_COMMON_SECTIONS}{_EXTRA_SECTIONS.get(data['tag'], '')}"""
     path = output_dir / "README.md"
     atomic_write_text(path, _front_matter(model_name, results) + body)
     return path

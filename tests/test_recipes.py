@@ -23,7 +23,7 @@ from fer_hf.models.ensemble import FerEnsembleForImageClassification
 from fer_hf.recognizer import DEFAULT_MODEL_DIR
 from fer_hf.tta import tta_log_probs, tta_views
 
-from conftest import FER2013_ZIP, REPO
+from conftest import DATA, FER2013_ZIP, REPO
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +239,42 @@ def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path):
     assert results["test"]["accuracy"] == results["members"][0]["test"]["accuracy"]
     assert "left out because the fit on PublicTest gave them weight 0: `surprised`" in \
         (tmp_path / "ensemble" / "README.md").read_text()
+
+
+def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
+    """`fer-hf ensemble --dataset sfew --weights ...` on real SFEW faces (a fixed random 60 of the held-out
+    Train movies and 60 of Val): the given weights are used as they are (no fit), the selection split is
+    the held-out Train movies train_accelerate.py selects on (none of them in SFEW Val or in the rest of
+    Train), and the card names SFEW's splits, not FER2013's."""
+    from fer_hf.data import group_holdout, load_sfew
+    from fer_hf.ensembling import build_ensemble, ensemble_splits
+
+    splits = ensemble_splits("sfew", DATA / "sfew")
+    corpus = load_sfew(DATA / "sfew")
+    rest, held_out = group_holdout(corpus["train"], "movie", 0.1, 42)
+    assert splits["validation"]["image_id"] == held_out["image_id"] and len(held_out) == 100
+    assert not set(held_out["movie"]) & (set(rest["movie"]) | set(corpus["validation"]["movie"]))
+    assert splits["test"]["image_id"] == corpus["validation"]["image_id"]
+
+    surprised = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
+    with torch.no_grad():
+        surprised.classifier[-1].bias[FER2013_LABELS.index("surprise")] += 20.0
+    surprised.save_pretrained(tmp_path / "surprised")
+    AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(tmp_path / "surprised")
+    # the always-surprised copy gets weight 3 of 4: a fit would never choose that, fixed weights must keep it
+    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(tmp_path / "surprised")], str(DATA / "sfew"),
+                             tmp_path / "ensemble", dataset="sfew", weights=[1, 3], max_eval_samples=60)
+    assert results["weights_fitted"] is False and results["member_weights"] == [0.25, 0.75]
+    assert results["dataset"] == "sfew" and results["split_sizes"] == {"validation": 60, "test": 60}
+    assert results["left_out_members"] == []
+    surprise_share = results["test"]["per_class"]["surprise"]["support"] / 60
+    # the mixture says surprise almost everywhere, unlike the default model alone
+    assert results["test"]["accuracy"] <= surprise_share + 0.05 < results["members"][0]["test"]["accuracy"]
+    card = (tmp_path / "ensemble" / "README.md").read_text()
+    assert "**SFEW Val** was evaluated once" in card and "held-out SFEW Train movies" in card
+    assert "given on the command line, not fitted" in card and "PrivateTest" not in card
+    with pytest.raises(ValueError, match="one per member"):
+        build_ensemble([str(DEFAULT_MODEL_DIR)], str(DATA / "sfew"), tmp_path / "bad", dataset="sfew",
+                       weights=[0.5, 0.5])
+    with pytest.raises(ValueError, match="cross-validation only"):
+        ensemble_splits("ckplus", DATA / "ckplus")

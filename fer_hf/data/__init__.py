@@ -27,7 +27,7 @@ from .common import (FER2013_LABELS, FERPLUS_LABEL_ALIASES, FERPLUS_LABELS, IMAG
 from .fer2013 import USAGE_TO_SPLIT, load_fer2013, load_fer2013_csv, load_fer2013_hub, load_fer2013_image_folder
 from .ferplus import (FERPLUS_FOLDERS, FERPLUS_VOTE_COLUMNS, ferplus_distribution_label, ferplus_majority_label,
                       ferplus_soft_label, load_ferplus, load_ferplus_hub)
-from .folds import FoldList, leave_one_subject_out, stratified_kfold, subject_kfold
+from .folds import FoldList, group_holdout, leave_one_subject_out, stratified_kfold, subject_kfold
 from .jaffe import JAFFE_CODES, NoFaceWarning, default_cache_dir, load_jaffe
 from .quality import data_quality_report, drop_cross_split_duplicates, image_hashes
 from .sfew import SFEW_UNUSABLE, load_sfew, sfew_movie_and_clip
@@ -40,6 +40,6 @@ __all__ = [
     "load_fer2013", "load_fer2013_csv", "load_fer2013_image_folder", "load_fer2013_hub",
     "load_ferplus", "load_ferplus_hub", "ferplus_majority_label", "ferplus_distribution_label", "ferplus_soft_label",
     "load_ckplus", "load_jaffe", "default_cache_dir", "load_sfew", "sfew_movie_and_clip",
-    "FoldList", "subject_kfold", "leave_one_subject_out", "stratified_kfold",
+    "FoldList", "group_holdout", "subject_kfold", "leave_one_subject_out", "stratified_kfold",
     "data_quality_report", "drop_cross_split_duplicates", "image_hashes",
 ]

@@ -101,3 +101,25 @@ def stratified_kfold(dataset, n_folds: int = 5, seed: int = 0) -> FoldList:
     folds = [(np.sort(train).astype(np.int64), np.sort(test).astype(np.int64))
              for train, test in splitter.split(np.zeros(len(labels)), labels)]
     return FoldList(folds, f"random stratified {n_folds}-fold (seed {seed}), NOT subject-independent", False)
+
+
+def group_holdout(dataset, group_column: str, fraction: float, seed: int):
+    """Hold whole groups (subjects, SFEW movies) out of ``dataset`` for checkpoint or weight selection
+    (`sklearn.model_selection.GroupShuffleSplit`, one split, ``test_size=fraction``, ``random_state=seed``).
+
+    ``train_accelerate.py`` selects SFEW checkpoints on ``group_holdout(sfew["train"], "movie", 0.1, 42)``
+    (its ``--validation_fraction`` / ``--seed`` defaults) and `fer_hf.ensembling.build_ensemble` fits SFEW
+    ensemble weights on the same held-out movies, never on SFEW Val.
+
+    Returns:
+        ``(train, held_out)`` `datasets.Dataset`s, rows in their original order; no group is on both sides.
+    Raises:
+        ValueError: if the column is missing.
+    """
+    from sklearn.model_selection import GroupShuffleSplit
+
+    dataset = _split(dataset)
+    groups = _column(dataset, group_column)
+    splitter = GroupShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+    train_index, held_out_index = next(splitter.split(np.zeros(len(groups)), groups=groups))
+    return dataset.select(sorted(train_index)), dataset.select(sorted(held_out_index))
