@@ -27,7 +27,8 @@ def _ensemble(args) -> int:
     results = build_ensemble(args.members, args.data_dir, args.output_dir, model_name=args.model_name,
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
                              criterion=args.weight_criterion, dataset=args.dataset, weights=args.weights,
-                             validation_fraction=args.validation_fraction, seed=args.seed)
+                             validation_fraction=args.validation_fraction, seed=args.seed,
+                             weights_dtype=args.weights_dtype)
     summary = {"protocol": results["protocol"], "members": [m["name"] for m in results["members"]],
                "member_weights": results["member_weights"],
                "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]],
@@ -219,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Fixed member weights, one per member (normalised to sum 1), instead of a fit: "
                                "for weights chosen before looking at any split, e.g. uniform when the selection "
                                "split is too small to fit on.")
+    ensemble.add_argument("--weights_dtype", default="float32", choices=["float32", "float16"],
+                          help="Store the weights in float16 (half the size, loaded as float32); they are rounded "
+                               "before the evaluation, so the reported numbers are of the stored weights.")
     ensemble.add_argument("--weight_step", type=float, default=0.05, help="Grid step of the member weights.")
     ensemble.add_argument("--weight_criterion", default="nll", choices=["nll", "accuracy"],
                           help="Fit the weights for the lowest selection-split log-loss (default) or the best "

@@ -109,10 +109,30 @@ def ensemble_splits(dataset: str, data_dir, validation_fraction: float = 0.1, se
                      f"got {dataset!r} (CK+ and JAFFE are evaluated by cross-validation only)")
 
 
+def round_to_float16_(model) -> None:
+    """Round every floating-point parameter and buffer of ``model`` to the nearest float16 value, in place
+    (they stay float32 tensors): evaluate after this and the numbers are those of weights stored in float16."""
+    with torch.no_grad():
+        for tensor in model.state_dict().values():
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
+
+
+def store_safetensors_as_float16(folder) -> None:
+    """Rewrite ``folder/model*.safetensors`` with float16 tensors (half the size). The config keeps
+    ``dtype: float32``, so ``from_pretrained`` loads the model in float32, as it runs fastest on a CPU."""
+    from safetensors.torch import load_file, save_file
+
+    for path in sorted(Path(folder).glob("model*.safetensors")):
+        tensors = load_file(path)
+        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, path,
+                  metadata={"format": "pt"})
+
+
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
                    criterion: str = "nll", dataset: str = "fer2013", weights: Optional[list] = None,
-                   validation_fraction: float = 0.1, seed: int = 42) -> dict:
+                   validation_fraction: float = 0.1, seed: int = 42, weights_dtype: str = "float32") -> dict:
     """Fit member weights on the selection split of ``dataset`` (`ensemble_splits`: FER2013 PublicTest by
     default) or take fixed ``weights``, build the `FerEnsembleForImageClassification` from the members with a
     non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate it on the
@@ -123,6 +143,9 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     weights chosen before looking at any split, e.g. uniform weights for members trained the same way
     when the selection split is too small to fit on (SFEW: 100 images).
 
+    ``weights_dtype="float16"`` stores the weights in float16 (half the size; loaded as float32): they are
+    rounded before the ensemble is evaluated, so every number in the results is of the stored weights.
+
     ``max_eval_samples`` (for tests, not FER2013 results): fit and evaluate on a fixed random subset
     (seed 0, `fer_hf.evaluation.random_subset`, as ``fer-hf evaluate --max_samples``) of this many
     PublicTest and of this many PrivateTest images, not the first ones: the FER2013 image folders are
@@ -131,8 +154,11 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     Returns the results dict written to ``eval_results.json``.
     Raises:
         ValueError: for a member that is not a fer_hf model, a label-set mismatch, a corpus without a fixed
-            selection split, or ``weights`` of the wrong length, negative or all zero.
+            selection split, or ``weights`` of the wrong length, negative or all zero, or an unknown
+            ``weights_dtype``.
     """
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
     from transformers import AutoImageProcessor
 
     from .data import dataset_to_uint8
@@ -189,13 +215,15 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         row["weight"] = weight
     ensemble = FerEnsembleForImageClassification.from_members(
         [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept], [weights[i] for i in kept])
+    if weights_dtype == "float16":
+        round_to_float16_(ensemble)
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
                                                          "width": ensemble.config.image_size})
     protocol = ENSEMBLE_PROTOCOLS[corpus_name]
     protocol = (protocol.replace("weights fitted on", "weights fitted (criterion " + criterion + ") on") if fitted
                 else "fixed member weights given on the command line (no fit); " + protocol.split("; ", 1)[1])
     results = {"protocol": protocol, "dataset": corpus_name, "model_type": "fer_ensemble",
-               "weights_fitted": fitted, "members": [member_results[i] for i in kept],
+               "weights_fitted": fitted, "weights_dtype": weights_dtype, "members": [member_results[i] for i in kept],
                "member_weights": [weights[i] for i in kept],
                "left_out_members": [row for row in member_results if row["weight"] == 0],
                "weight_grid_step": step if fitted else None, "weight_criterion": criterion if fitted else None,
@@ -216,6 +244,8 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     staged = output / RELEASE_STAGING
     staged.mkdir()
     ensemble.save_pretrained(staged)
+    if weights_dtype == "float16":
+        store_safetensors_as_float16(staged)
     processor.save_pretrained(staged)
     (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
     write_ensemble_card(staged, results, model_name or output.name)

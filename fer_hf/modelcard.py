@@ -386,6 +386,9 @@ def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
                "ferplus": "trained on FER+ FER2013Train and chosen on FER2013Valid",
                "sfew": "fine-tuned on SFEW Train (from a FER2013 or FER+ model) and chosen on held-out SFEW "
                        "Train movies"}.get(data["tag"], f"trained on {data['train']}")
+    stored = ("\nThe weights are stored in float16 (half the size) and load as float32; they were rounded to float16 "
+              "before the evaluation, so the numbers below are those of the stored weights."
+              if results.get("weights_dtype") == "float16" else "")
     body = f"""
 # {model_name}: an ensemble of fer_hf facial expression models
 
@@ -393,7 +396,7 @@ def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
 {results['num_parameters'] / 1e6:.2f}M parameters, {results['gflops_per_face']:.3f} GFLOPs per face in all).
 One `PreTrainedModel`: its `model.safetensors` holds every member's weights, its config every member's
 config and weight; `logits` are the log of the weighted average of the members' probabilities, and
-`model(pixel_values, output_member_logits=True).member_logits` gives each member's own output.
+`model(pixel_values, output_member_logits=True).member_logits` gives each member's own output.{stored}
 
 ## Results
 

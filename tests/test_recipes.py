@@ -263,7 +263,8 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
     AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(tmp_path / "surprised")
     # the always-surprised copy gets weight 3 of 4: a fit would never choose that, fixed weights must keep it
     results = build_ensemble([str(DEFAULT_MODEL_DIR), str(tmp_path / "surprised")], str(DATA / "sfew"),
-                             tmp_path / "ensemble", dataset="sfew", weights=[1, 3], max_eval_samples=60)
+                             tmp_path / "ensemble", dataset="sfew", weights=[1, 3], max_eval_samples=60,
+                             weights_dtype="float16")
     assert results["weights_fitted"] is False and results["member_weights"] == [0.25, 0.75]
     assert results["dataset"] == "sfew" and results["split_sizes"] == {"validation": 60, "test": 60}
     assert results["left_out_members"] == []
@@ -273,6 +274,22 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
     card = (tmp_path / "ensemble" / "README.md").read_text()
     assert "**SFEW Val** was evaluated once" in card and "held-out SFEW Train movies" in card
     assert "given on the command line, not fitted" in card and "PrivateTest" not in card
+    # float16 storage: half the size, loads as float32, and the reported numbers are those of the stored weights
+    from safetensors import safe_open
+
+    from fer_hf.data import dataset_to_uint8
+    from fer_hf.ensembling import predict_probabilities
+    from fer_hf.evaluation import random_subset
+
+    with safe_open(str(tmp_path / "ensemble" / "model.safetensors"), "pt") as stored:
+        assert {stored.get_slice(k).get_dtype() for k in stored.keys()} <= {"F16", "I64"}
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "ensemble")
+    assert reloaded.dtype == torch.float32
+    processor = AutoImageProcessor.from_pretrained(tmp_path / "ensemble")
+    images, labels = dataset_to_uint8(random_subset(splits["test"], 60, seed=0), processor)
+    predictions = predict_probabilities(reloaded, processor, images).argmax(-1)
+    assert (predictions == labels).double().mean().item() == results["test"]["accuracy"]
+    assert "stored in float16" in card
     with pytest.raises(ValueError, match="one per member"):
         build_ensemble([str(DEFAULT_MODEL_DIR)], str(DATA / "sfew"), tmp_path / "bad", dataset="sfew",
                        weights=[0.5, 0.5])
