@@ -181,14 +181,13 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     models = [load_fer_model(path) for path in member_paths]
     processors = [AutoImageProcessor.from_pretrained(path) for path in member_paths]
     names = [Path(str(path).rstrip("/")).name for path in member_paths]
-    corpus_name = dataset
-    dataset = ensemble_splits(corpus_name, data_dir, validation_fraction, seed)
+    splits = ensemble_splits(dataset, data_dir, validation_fraction, seed)
     for split in ("validation", "test"):
-        dataset[split] = random_subset(dataset[split], max_eval_samples, seed=0)
+        splits[split] = random_subset(splits[split], max_eval_samples, seed=0)
     label_names = [models[0].config.id2label[i] for i in range(models[0].config.num_labels)]
-    if list(dataset["test"].features["label"].names) != label_names:
-        raise ValueError(f"The members' labels {label_names} are not the {corpus_name} label set "
-                         f"{dataset['test'].features['label'].names} in the same order")
+    if list(splits["test"].features["label"].names) != label_names:
+        raise ValueError(f"The members' labels {label_names} are not the {dataset} label set "
+                         f"{splits['test'].features['label'].names} in the same order")
     decoded = {}
     member_results = []
     member_val_probs = []
@@ -198,7 +197,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         for split in ("validation", "test"):
             key = (split, processor.num_channels, processor.size["height"])
             if key not in decoded:
-                decoded[key] = dataset_to_uint8(dataset[split], processor, desc=f"decode {split}")
+                decoded[key] = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
             images, labels = decoded[key]
             probs = predict_probabilities(model, processor, images)
             row[split] = classification_metrics(labels.numpy(), probs.argmax(-1).numpy(), label_names)
@@ -219,10 +218,10 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         round_to_float16_(ensemble)
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
                                                          "width": ensemble.config.image_size})
-    protocol = ENSEMBLE_PROTOCOLS[corpus_name]
+    protocol = ENSEMBLE_PROTOCOLS[dataset]
     protocol = (protocol.replace("weights fitted on", "weights fitted (criterion " + criterion + ") on") if fitted
                 else "fixed member weights given on the command line (no fit); " + protocol.split("; ", 1)[1])
-    results = {"protocol": protocol, "dataset": corpus_name, "model_type": "fer_ensemble",
+    results = {"protocol": protocol, "dataset": dataset, "model_type": "fer_ensemble",
                "weights_fitted": fitted, "weights_dtype": weights_dtype, "members": [member_results[i] for i in kept],
                "member_weights": [weights[i] for i in kept],
                "left_out_members": [row for row in member_results if row["weight"] == 0],
@@ -230,9 +229,9 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
                "num_parameters": count_parameters(ensemble),
                "gflops_per_face": round(gflops_per_face(ensemble), 4),
                "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-               "split_sizes": {s: len(dataset[s]) for s in ("validation", "test")}}
+               "split_sizes": {s: len(splits[s]) for s in ("validation", "test")}}
     for split in ("validation", "test"):
-        images, labels = dataset_to_uint8(dataset[split], processor, desc=f"decode {split}")
+        images, labels = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
         for tta in TTA_MODES:
             probs = predict_probabilities(ensemble, processor, images, tta=tta)
             results[split + ("" if tta == "none" else f"_{tta}_tta")] = classification_metrics(
