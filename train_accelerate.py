@@ -393,7 +393,7 @@ def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256):
 def write_card_and_plots(output_dir: Path, results: dict, history: list, args: dict, command: str,
                          num_parameters: int, default_name: str | None = None) -> None:
     save_training_plots(history, results["test"]["confusion_matrix"], results.get("label_names") or FER2013_LABELS,
-                        output_dir)
+                        output_dir, dataset=args.get("dataset") or "fer2013")
     write_model_card(output_dir, results, history, args, command,
                      model_name=args.get("model_name") or default_name or output_dir.name,
                      num_parameters=num_parameters, dropped_rows=results.get("dropped_rows", 0),
@@ -861,11 +861,11 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         processor.save_pretrained(staged)
         crash_point("release")  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed while writing the release
         (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
-        if args.dataset in ("fer2013", "ferplus"):  # the card templates describe these two protocols
+        if args.dataset in ("fer2013", "ferplus", "sfew"):  # the card templates describe these protocols
             write_card_and_plots(staged, results, history, vars(args), command, count_parameters(best),
                                  default_name=output_dir.name)
         else:
-            save_training_plots(history, results["test"]["confusion_matrix"], label_names, staged)
+            save_training_plots(history, results["test"]["confusion_matrix"], label_names, staged, dataset=args.dataset)
         publish_files(staged, output_dir, last=["eval_results.json"])
         logger.info(f"test accuracy {results['test']['accuracy']:.4f} "
                     f"(validation {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")

@@ -8,9 +8,10 @@ from .atomic import atomic_write_text, replacing
 CARD_FIGURES = ("training_curves.png", "confusion_matrix.png")
 
 
-def save_training_plots(history, confusion, label_names, output_dir) -> None:
-    """Write ``training_curves.png`` (loss and accuracy per epoch, train vs PublicTest) and
-    ``confusion_matrix.png`` (PrivateTest, row-normalized) into ``output_dir``."""
+def save_training_plots(history, confusion, label_names, output_dir, dataset: str = "fer2013") -> None:
+    """Write ``training_curves.png`` (loss and accuracy per epoch, train vs the selection split: PublicTest
+    for FER2013) and ``confusion_matrix.png`` (the reported split: PrivateTest, row-normalized) into
+    ``output_dir``; split names from `DATASETS` [``dataset``]."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,13 +20,14 @@ def save_training_plots(history, confusion, label_names, output_dir) -> None:
     from sklearn.metrics import ConfusionMatrixDisplay
 
     output_dir = Path(output_dir)
+    data = DATASETS.get(dataset, {"validation": "validation (selection)", "test": "held-out test"})
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], label="train (augmented, smoothed)")
-    ax_loss.plot(epochs, [h["validation_loss"] for h in history], label="PublicTest")
+    ax_loss.plot(epochs, [h["validation_loss"] for h in history], label=data["validation"])
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
     ax_acc.plot(epochs, [h["train_accuracy"] for h in history], label="train (augmented)")
-    ax_acc.plot(epochs, [h["validation_accuracy"] for h in history], label="PublicTest")
+    ax_acc.plot(epochs, [h["validation_accuracy"] for h in history], label=data["validation"])
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     for ax in (ax_loss, ax_acc):
         ax.legend()
@@ -40,7 +42,7 @@ def save_training_plots(history, confusion, label_names, output_dir) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     ConfusionMatrixDisplay(normalized, display_labels=label_names).plot(ax=ax, values_format=".2f", cmap="Blues",
                                                                         colorbar=False)
-    ax.set_title("PrivateTest confusion matrix (row-normalized)")
+    ax.set_title(f"{data['test']} confusion matrix (row-normalized)")
     plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
     fig.tight_layout()
     with replacing(output_dir / "confusion_matrix.png") as tmp:

@@ -75,6 +75,9 @@ def test_sfew_selects_on_held_out_train_movies_and_reports_val(tmp_path):
     movies = results["movies"]
     assert not set(movies["train"]) & set(movies["validation"])
     assert "SFEW Val (test) reported" in results["protocol"]
+    card = (out / "README.md").read_text()  # the card names SFEW's splits, not FER2013's
+    assert "**SFEW Val** was evaluated once" in card and "on **held-out SFEW Train movies** accuracy only" in card
+    assert "PrivateTest" not in card and "Dhall" in card
 
 
 def test_ferplus_run_writes_an_8_class_model_and_its_card(tmp_path):
