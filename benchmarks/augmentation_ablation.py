@@ -51,12 +51,13 @@ def main():
     for preset in args.presets:
         results_file = runs / preset.replace("+", "_") / "eval_results.json"
         if not results_file.is_file():
-            rows.append(f"| `{preset}` | not run yet | | | | | |")
+            rows.append(f"| `{preset}` | not run yet | | | | | | |")
             continue
         r = json.loads(results_file.read_text())
         rows.append(f"| `{preset}` | {r['validation']['accuracy'] * 100:.2f}% | **{r['test']['accuracy'] * 100:.2f}%** | "
                     f"{r['test']['macro_f1']:.4f} | {r['test_flip_tta']['accuracy'] * 100:.2f}% | "
-                    f"{r['best_epoch']} / {r['epochs_trained']} | {r['training_hours']:.2f} |")
+                    f"{r['best_epoch']} / {r['epochs_trained']} | {r['training_hours']:.2f} | "
+                    f"{r['args'].get('num_threads')} |")
     shown = " ".join(shlex.quote(c) for c in ["python", "benchmarks/augmentation_ablation.py", *sys.argv[1:]])
     one = " ".join(shlex.quote(c) for c in ["accelerate", "launch", "train_accelerate.py",
                                             *commands[args.presets[0]][2:]])
@@ -70,10 +71,12 @@ Each row is one training run of the same model and recipe, only `--augmentation`
 {shown}
 ```
 
-which runs, per preset (here the first), `{one}`.
+which runs, per preset (here the first), `{one}`. Each run's exact command is in its `eval_results.json`;
+runs resumed in another session may have used another `--num_threads` (last column), which changes
+nothing but speed and floating-point rounding.
 
-| augmentation | PublicTest acc. (selection) | PrivateTest acc. | PrivateTest macro-F1 | PrivateTest acc., flip TTA | best epoch / epochs | training hours |
-| --- | --- | --- | --- | --- | --- | --- |
+| augmentation | PublicTest acc. (selection) | PrivateTest acc. | PrivateTest macro-F1 | PrivateTest acc., flip TTA | best epoch / epochs | training hours | torch threads |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 """ + "\n".join(rows) + "\n"
     Path(args.output).write_text(text)
     print(text)
