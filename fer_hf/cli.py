@@ -28,7 +28,7 @@ def _ensemble(args) -> int:
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
                              criterion=args.weight_criterion, dataset=args.dataset, weights=args.weights,
                              validation_fraction=args.validation_fraction, seed=args.seed,
-                             weights_dtype=args.weights_dtype)
+                             weights_dtype=args.weights_dtype, member_names=args.member_names)
     summary = {"protocol": results["protocol"], "members": [m["name"] for m in results["members"]],
                "member_weights": results["member_weights"],
                "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]],
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="Fixed member weights, one per member (normalised to sum 1), instead of a fit: "
                                "for weights chosen before looking at any split, e.g. uniform when the selection "
                                "split is too small to fit on.")
+    ensemble.add_argument("--member_names", nargs="+", default=None,
+                          help="One name per member for the config, the card and the app (default: folder names).")
     ensemble.add_argument("--weights_dtype", default="float32", choices=["float32", "float16"],
                           help="Store the weights in float16 (half the size, loaded as float32); they are rounded "
                                "before the evaluation, so the reported numbers are of the stored weights.")

@@ -132,7 +132,8 @@ def store_safetensors_as_float16(folder) -> None:
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
                    criterion: str = "nll", dataset: str = "fer2013", weights: Optional[list] = None,
-                   validation_fraction: float = 0.1, seed: int = 42, weights_dtype: str = "float32") -> dict:
+                   validation_fraction: float = 0.1, seed: int = 42, weights_dtype: str = "float32",
+                   member_names: Optional[list] = None) -> dict:
     """Fit member weights on the selection split of ``dataset`` (`ensemble_splits`: FER2013 PublicTest by
     default) or take fixed ``weights``, build the `FerEnsembleForImageClassification` from the members with a
     non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate it on the
@@ -142,6 +143,9 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     ``weights``: one non-negative number per member, normalised to sum 1, used as given (no fit): for
     weights chosen before looking at any split, e.g. uniform weights for members trained the same way
     when the selection split is too small to fit on (SFEW: 100 images).
+
+    ``member_names``: one name per member for the config, the card and the app (default: each member's folder
+    name, e.g. ``runs/ablation/crp`` -> ``crp``).
 
     ``weights_dtype="float16"`` stores the weights in float16 (half the size; loaded as float32): they are
     rounded before the ensemble is evaluated, so every number in the results is of the stored weights.
@@ -155,7 +159,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     Raises:
         ValueError: for a member that is not a fer_hf model, a label-set mismatch, a corpus without a fixed
             selection split, or ``weights`` of the wrong length, negative or all zero, or an unknown
-            ``weights_dtype``.
+            ``weights_dtype``, or ``member_names`` of the wrong length or with repeats.
     """
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
@@ -176,11 +180,13 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
             raise ValueError(f"weights must be {len(member_paths)} non-negative numbers (one per member) with a "
                              f"positive sum, got {weights}")
         weights = [w / sum(weights) for w in weights]
+    names = list(member_names) if member_names else [Path(str(path).rstrip("/")).name for path in member_paths]
+    if len(names) != len(member_paths) or len(set(names)) != len(names):
+        raise ValueError(f"member_names must be {len(member_paths)} distinct names (one per member), got {names}")
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
     models = [load_fer_model(path) for path in member_paths]
     processors = [AutoImageProcessor.from_pretrained(path) for path in member_paths]
-    names = [Path(str(path).rstrip("/")).name for path in member_paths]
     splits = ensemble_splits(dataset, data_dir, validation_fraction, seed)
     for split in ("validation", "test"):
         splits[split] = random_subset(splits[split], max_eval_samples, seed=0)

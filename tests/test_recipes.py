@@ -264,7 +264,8 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
     # the always-surprised copy gets weight 3 of 4: a fit would never choose that, fixed weights must keep it
     results = build_ensemble([str(DEFAULT_MODEL_DIR), str(tmp_path / "surprised")], str(DATA / "sfew"),
                              tmp_path / "ensemble", dataset="sfew", weights=[1, 3], max_eval_samples=60,
-                             weights_dtype="float16")
+                             weights_dtype="float16", member_names=["released", "always-surprise"])
+    assert [m["name"] for m in results["members"]] == ["released", "always-surprise"]
     assert results["weights_fitted"] is False and results["member_weights"] == [0.25, 0.75]
     assert results["dataset"] == "sfew" and results["split_sizes"] == {"validation": 60, "test": 60}
     assert results["left_out_members"] == []
@@ -274,6 +275,7 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
     card = (tmp_path / "ensemble" / "README.md").read_text()
     assert "**SFEW Val** was evaluated once" in card and "held-out SFEW Train movies" in card
     assert "given on the command line, not fitted" in card and "PrivateTest" not in card
+    assert "| `always-surprise` | `fer_vgg` | 0.75 |" in card
     # float16 storage: half the size, loads as float32, and the reported numbers are those of the stored weights
     from safetensors import safe_open
 
