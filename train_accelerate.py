@@ -589,7 +589,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
     validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on
     validation and test (no TTA, flip, ten-crop), and write the folder (model, processor,
-    ``eval_results.json``, plots; the model card for FER2013). Returns the results dict, or None when the
+    ``eval_results.json``, plots; the model card for FER2013, FER+ and SFEW). Returns the results dict, or None when the
     run stopped early for a later resume."""
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

@@ -123,13 +123,18 @@ FER+ labels: (c) Microsoft Corporation, MIT licence (github.com/microsoft/FERPlu
 ```
 """
 
+def _corpus(dataset) -> dict:
+    """`DATASETS` entry of a corpus name (FER2013's when it is missing or unknown)."""
+    return DATASETS.get(dataset or "fer2013", DATASETS["fer2013"])
+
+
 _EXTRA_SECTIONS = {"ferplus": _FERPLUS_SECTIONS, "sfew": _SFEW_SECTIONS}
 _TTA_COLUMNS = (("", "no TTA"), ("_flip_tta", "flip TTA"), ("_ten_crop_tta", "ten-crop TTA"))
 
 
 def _front_matter(model_name: str, results: dict) -> str:
     test, val = results["test"], results["validation"]
-    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    data = _corpus(results.get("dataset"))
     tags = "- fer2013\n" + (f"- {data['tag']}\n" if data["tag"] != "fer2013" else "")
     test_name, val_name = data["test"], data["validation"]
     extra = ""
@@ -191,7 +196,7 @@ def _results_table(results: dict) -> str:
     columns = [(suffix, label) for suffix, label in _TTA_COLUMNS if f"test{suffix}" in results]
     header = "| split | " + " | ".join(f"accuracy, {label} | macro-F1, {label}" for _, label in columns) + " |"
     lines = [header, "| --- |" + " --- | --- |" * len(columns)]
-    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    data = _corpus(results.get("dataset"))
     for split, title in (("test", data["test"]), ("validation", f"{data['validation']} (selection split)")):
         cells = []
         for suffix, _ in columns:
@@ -285,7 +290,7 @@ def write_model_card(output_dir, results: dict, history: list, args: dict, comma
     output_dir = Path(output_dir)
     test = results["test"]
     split_sizes = split_sizes or {}
-    data = DATASETS.get(args.get("dataset") or results.get("dataset") or "fer2013", DATASETS["fer2013"])
+    data = _corpus(args.get("dataset") or results.get("dataset"))
     results = {**results, "dataset": data["tag"]}
     full = all(split_sizes.get(k) == v for k, v in data["full_sizes"].items())
     subset_note = "" if full else (
@@ -358,7 +363,7 @@ def _left_out_members(results: dict) -> str:
     left_out = results.get("left_out_members") or []
     if not left_out:
         return ""
-    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    data = _corpus(results.get("dataset"))
     names = ", ".join(f"`{m['name']}` ({data['validation']} {m['validation']['accuracy'] * 100:.2f}%, "
                       f"{data['test']} {m['test']['accuracy'] * 100:.2f}%)" for m in left_out)
     reason = (f"the fit on {data['validation']} gave them" if results.get("weights_fitted", True)
@@ -370,7 +375,7 @@ def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
     """Write ``README.md`` for an ensemble built by `fer_hf.ensembling.build_ensemble` from its results
     (member table with weights and each member's own numbers on the selection and the reported split)."""
     output_dir = Path(output_dir)
-    data = DATASETS.get(results.get("dataset", "fer2013"), DATASETS["fer2013"])
+    data = _corpus(results.get("dataset"))
     val_name, test_name = data["validation"], data["test"]
     rows = [f"| member | model type | weight | params | GFLOPs | {val_name} acc. | {test_name} acc. |",
             "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -384,10 +389,7 @@ def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
     else:
         weighting = ("the averaging weights were given on the command line, not fitted on any split (the "
                      f"{val_name} split is too small to fit them on)")
-    trained = {"fer2013": "trained on FER2013 Training and chosen on PublicTest",
-               "ferplus": "trained on FER+ FER2013Train and chosen on FER2013Valid",
-               "sfew": "fine-tuned on SFEW Train (from a FER2013 or FER+ model) and chosen on held-out SFEW "
-                       "Train movies"}.get(data["tag"], f"trained on {data['train']}")
+    trained = f"trained on {data['train']} and chosen on {val_name}"
     stored = ("\nThe weights are stored in float16 (half the size) and load as float32; they were rounded to float16 "
               "before the evaluation, so the numbers below are those of the stored weights."
               if results.get("weights_dtype") == "float16" else "")
