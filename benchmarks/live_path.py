@@ -2,6 +2,8 @@
 """Live-path and photo latency of fer_hf on this machine; writes benchmarks/LIVE_PATH.md and live_path.json.
 
     python benchmarks/live_path.py [--model fer-vgg-fer2013] [--frames 100] [--note "..."]
+    python benchmarks/live_path.py --model fer-ensemble --backends torch --skip_image_tab \
+        --output benchmarks/live_path_fer_ensemble.json --markdown benchmarks/LIVE_PATH_FER_ENSEMBLE.md
 
 Measures (median / mean over repeats after warm-up, wall-clock on this CPU):
 1. The live path: one 640x480 frame with one face (a real sample photo letterboxed into 640x480) through
@@ -34,6 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from fer_hf import FaceExpressionRecognizer  # noqa: E402
+from fer_hf.recognizer import DEFAULT_MODEL_NAME  # noqa: E402
 from fer_hf.live import measure_live_path  # noqa: E402
 from fer_hf.profiling import run_times  # noqa: E402
 
@@ -54,7 +57,7 @@ def timed(fn, repeats: int, warmup: int = 2) -> dict:
     return {"median_ms": statistics.median(times), "p95_ms": float(np.percentile(times, 95))}
 
 
-def image_tab_end_to_end(photo: Path, repeats: int) -> dict:
+def image_tab_end_to_end(photo: Path, repeats: int, model: str) -> dict:
     """Launch app.py's demo on a free loopback port and time `analyze_image` requests with gradio_client."""
     from gradio_client import Client, handle_file
 
@@ -64,7 +67,7 @@ def image_tab_end_to_end(photo: Path, repeats: int) -> dict:
     app.demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(app.demo.local_url, verbose=False)
-        call = lambda: client.predict(handle_file(str(photo)), "fer-vgg-fer2013", "mtcnn", 20, False,  # noqa: E731
+        call = lambda: client.predict(handle_file(str(photo)), model, "mtcnn", 20, False,  # noqa: E731
                                       api_name="/analyze_image")
         return timed(call, repeats, warmup=1)
     finally:
@@ -81,7 +84,10 @@ def main():
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--note", default="", help="Free text written into the results (e.g. machine load).")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "live_path.json"))
+    parser.add_argument("--markdown", default=str(REPO / "benchmarks" / "LIVE_PATH.md"), help="The table's file.")
+    parser.add_argument("--skip_image_tab", action="store_true", help="Leave out section 3 (the app's Image tab).")
     args = parser.parse_args()
+    model = args.model or DEFAULT_MODEL_NAME
     samples = Path(args.samples)
     frame = letterboxed_frame(samples / "surprised.jpeg")
     group = Image.open(samples / "group.jpeg").convert("RGB")
@@ -108,25 +114,29 @@ def main():
     torch.set_num_threads(max(args.threads))
     from fer_hf.app_functions import analyze_image
 
-    analyze_image(samples / "group.jpeg")
-    results["image_tab"]["analyze_image_function"] = timed(lambda: analyze_image(samples / "group.jpeg"), args.repeats)
-    results["image_tab"]["gradio_request_end_to_end"] = image_tab_end_to_end(samples / "group.jpeg", args.repeats)
-    print("image tab", results["image_tab"], flush=True)
+    if not args.skip_image_tab:
+        analyze_image(samples / "group.jpeg", model=model)
+        results["image_tab"]["analyze_image_function"] = timed(lambda: analyze_image(samples / "group.jpeg", model=model),
+                                                               args.repeats)
+        results["image_tab"]["gradio_request_end_to_end"] = image_tab_end_to_end(samples / "group.jpeg", args.repeats,
+                                                                                 model)
+        print("image tab", results["image_tab"], flush=True)
     load = os.getloadavg()
     meta = {"command": "python benchmarks/live_path.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "note": args.note,
+            "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "note": args.note, "model": model,
             "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
                         "load_average_at_end": [round(x, 2) for x in load]},
             "run_time_s": round(time.time() - started, 1)}
     results = {**meta, **results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(results, indent=1))
-    write_markdown(results, Path(args.output).with_name("LIVE_PATH.md"))
+    write_markdown(results, Path(args.markdown))
 
 
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Live path and photo latency", "",
-             f"Command: `{results['command']}`  ", f"Date: {results['date']}  ",
+             f"Command: `{results['command']}`  ", f"Model: `{results.get('model', DEFAULT_MODEL_NAME)}`  ",
+             f"Date: {results['date']}  ",
              f"Machine: {json.dumps(results['machine'])}  ", f"Note: {results['note'] or '-'}  ",
              f"Run time: {results['run_time_s']} s", "",
              "## 1. Live path: one 640x480 frame with one face (detect, crop + align, classify, annotate + bars)", "",
@@ -141,6 +151,9 @@ def write_markdown(results: dict, path: Path) -> None:
         lines.append(f"| {r['backend']} | {r['threads']} | {r['detector']} | {r['faces']} | {r['median_ms']:.1f} | "
                      f"{r['p95_ms']:.1f} |")
     tab = results["image_tab"]
+    if not tab:
+        path.write_text("\n".join(lines + [""]))
+        return
     lines += ["", "## 3. Image tab on group.jpeg (MTCNN, torch)", "",
               "| measure | median ms | p95 ms |", "| --- | --- | --- |",
               f"| `analyze_image` (recognition, annotation, PNG, JSON) | {tab['analyze_image_function']['median_ms']:.1f} | "

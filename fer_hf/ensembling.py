@@ -95,11 +95,9 @@ def ensemble_splits(dataset: str, data_dir, validation_fraction: float = 0.1, se
     """
     from . import data
 
-    if dataset == "fer2013":
-        corpus = data.load_fer2013(data_dir)
-        return {"validation": corpus["validation"], "test": corpus["test"]}
-    if dataset == "ferplus":
-        corpus = data.load_ferplus(data_dir)
+    fixed_splits = {"fer2013": data.load_fer2013, "ferplus": data.load_ferplus}
+    if dataset in fixed_splits:
+        corpus = fixed_splits[dataset](data_dir)
         return {"validation": corpus["validation"], "test": corpus["test"]}
     if dataset == "sfew":
         corpus = data.load_sfew(data_dir)

@@ -215,18 +215,26 @@ def test_short_distillation_run_lowers_the_kl_to_the_teacher(tmp_path, private_t
     assert kl(student) < 0.85 * kl(initial), (kl(student), kl(initial))
 
 
-def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path):
+@pytest.fixture(scope="module")
+def surprised_model_dir(tmp_path_factory):
+    """A saved copy of the default model whose classifier always says "surprise" (its bias +20): a member
+    no weight fit would choose."""
+    folder = tmp_path_factory.mktemp("models") / "surprised"
+    surprised = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
+    with torch.no_grad():
+        surprised.classifier[-1].bias[FER2013_LABELS.index("surprise")] += 20.0
+    surprised.save_pretrained(folder)
+    AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(folder)
+    return folder
+
+
+def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surprised_model_dir):
     """`fer-hf ensemble` end to end on real PublicTest / PrivateTest faces (a fixed random 150 of each):
     the released model next to a copy whose classifier always says "surprise"; the fit on PublicTest gives the
     copy weight 0, so the written ensemble holds the released model alone and the card names the other."""
     from fer_hf.ensembling import build_ensemble
 
-    surprised = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
-    with torch.no_grad():
-        surprised.classifier[-1].bias[FER2013_LABELS.index("surprise")] += 20.0
-    surprised.save_pretrained(tmp_path / "surprised")
-    AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(tmp_path / "surprised")
-    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(tmp_path / "surprised")], str(FER2013_ZIP),
+    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(surprised_model_dir)], str(FER2013_ZIP),
                              tmp_path / "ensemble", max_eval_samples=150)
     assert [m["name"] for m in results["members"]] == [DEFAULT_MODEL_DIR.name]
     assert results["member_weights"] == [1.0]
@@ -241,7 +249,7 @@ def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path):
         (tmp_path / "ensemble" / "README.md").read_text()
 
 
-def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
+def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir):
     """`fer-hf ensemble --dataset sfew --weights ...` on real SFEW faces (a fixed random 60 of the held-out
     Train movies and 60 of Val): the given weights are used as they are (no fit), the selection split is
     the held-out Train movies train_accelerate.py selects on (none of them in SFEW Val or in the rest of
@@ -256,13 +264,8 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path):
     assert not set(held_out["movie"]) & (set(rest["movie"]) | set(corpus["validation"]["movie"]))
     assert splits["test"]["image_id"] == corpus["validation"]["image_id"]
 
-    surprised = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
-    with torch.no_grad():
-        surprised.classifier[-1].bias[FER2013_LABELS.index("surprise")] += 20.0
-    surprised.save_pretrained(tmp_path / "surprised")
-    AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(tmp_path / "surprised")
     # the always-surprised copy gets weight 3 of 4: a fit would never choose that, fixed weights must keep it
-    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(tmp_path / "surprised")], str(DATA / "sfew"),
+    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(surprised_model_dir)], str(DATA / "sfew"),
                              tmp_path / "ensemble", dataset="sfew", weights=[1, 3], max_eval_samples=60,
                              weights_dtype="float16", member_names=["released", "always-surprise"])
     assert [m["name"] for m in results["members"]] == ["released", "always-surprise"]
