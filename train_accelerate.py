@@ -377,8 +377,29 @@ def predict(model, loader, processor, accelerator, channels_last, tta="none", pa
 
 
 @torch.no_grad()
+def teacher_summary(teacher_path) -> dict:
+    """What the student's card says about its teacher, read from the teacher's ``eval_results.json`` (written
+    by train_accelerate.py or `fer-hf ensemble`): model type, its selection / reported accuracy (no TTA) and, for
+    an ensemble, the members and weights. Empty for a teacher without that file (e.g. a Hub model)."""
+    path = Path(teacher_path) / "eval_results.json"
+    if not path.is_file():
+        return {}
+    results = json.loads(path.read_text())
+    summary = {key: results[key] for key in ("model_type", "dataset", "num_parameters", "gflops_per_face")
+               if key in results}
+    for split in ("validation", "test"):
+        if isinstance(results.get(split), dict) and "accuracy" in results[split]:
+            summary[f"{split}_accuracy"] = results[split]["accuracy"]
+    if results.get("members"):
+        summary["members"] = [{"name": m["name"], "weight": w}
+                              for m, w in zip(results["members"], results["member_weights"])]
+    return summary
+
+
+@torch.no_grad()
 def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256):
-    """softmax(teacher logits / T) on the un-augmented training faces, (N, K) float32, in dataset order.
+    """softmax(teacher logits / T) on the un-augmented training faces, (N, K) float32, in dataset order, with no
+    autograd graph (constants of the loss: a graph here would tie every batch to the teacher's forward pass).
     The teacher decodes the faces with its own processor (its channels and size)."""
     teacher = load_fer_model(teacher_path).eval()
     teacher_processor = AutoImageProcessor.from_pretrained(teacher_path)
@@ -622,6 +643,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             teacher = torch.load(cache, weights_only=True)
         train_soft = torch.cat([train_soft, teacher], 1)
         init_notes["teacher"] = args.teacher_model
+        init_notes["teacher_summary"] = teacher_summary(args.teacher_model)
     weights = class_weights(train_y, num_labels, args.class_weighting)
 
     train_loader = DataLoader(TensorDataset(train_x, train_y, train_soft), batch_size=args.per_device_train_batch_size,

@@ -1,7 +1,7 @@
 """Speed and FER2013 PrivateTest accuracy of fer_hf models on the CPU: PyTorch float32, onnxruntime float32,
 onnxruntime int8 (static QDQ, calibrated on FER2013 training faces) and onnxruntime int8 (dynamic).
 
-For each model (default: the released default model, model_cards/fer-vgg-fer2013):
+For each model (default: the released default model, `fer_hf.recognizer.DEFAULT_MODEL_DIR`):
 
 - faces/s at batch 1 and batch 64 (``--batch_sizes``) with 1 and 2 threads (``--threads``): the median of
   ``--repeats`` timed windows of ``--seconds`` each, after a warm-up; the input is already ``pixel_values``

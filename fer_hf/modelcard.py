@@ -348,7 +348,7 @@ Produced by this command (from the root of the fer_hf repository; `eval_results.
 ```
 
 Recipe: {json.dumps(recipe)} (every flag is documented in `python train_accelerate.py --help`).
-Data: {data['data']}; {dropped_rows} rows were dropped as invalid by the loader.
+{_distillation(results, args, data)}Data: {data['data']}; {dropped_rows} rows were dropped as invalid by the loader.
 Cost: {timing}; {min(speed) if speed else 0:.0f}-{max(speed) if speed else 0:.0f} training images/s.
 At the chosen epoch, {data['validation']} loss was {best.get('validation_loss', float('nan')):.4f}.
 
@@ -357,6 +357,28 @@ At the chosen epoch, {data['validation']} loss was {best.get('validation_loss', 
     path = output_dir / "README.md"
     atomic_write_text(path, _front_matter(model_name, results) + body)
     return path
+
+
+def _distillation(results: dict, args: dict, data: dict) -> str:
+    """The card's paragraph on knowledge distillation (Hinton et al., 2015, "Distilling the Knowledge in a
+    Neural Network"): the teacher and what its own ``eval_results.json`` said about it; empty without one."""
+    teacher = results.get("teacher") or args.get("teacher_model")
+    if not teacher:
+        return ""
+    alpha, temperature = args.get("distillation_alpha"), args.get("distillation_temperature")
+    text = (f"Distillation (Hinton et al., 2015): the loss was {alpha} x T^2 x KL(teacher || student) at temperature "
+            f"T = {temperature}, on the teacher's softened probabilities of the un-augmented training faces, plus "
+            f"{1 - alpha:.2f} x the label loss. Teacher: `{teacher}`")
+    summary = results.get("teacher_summary") or {}
+    if summary.get("model_type"):
+        text += f" (`{summary['model_type']}`"
+        if "validation_accuracy" in summary and "test_accuracy" in summary:
+            text += (f"; {data['validation']} {summary['validation_accuracy'] * 100:.2f}%, "
+                     f"{data['test']} {summary['test_accuracy'] * 100:.2f}%, no TTA")
+        if summary.get("members"):
+            text += "; members and weights: " + ", ".join(f"`{m['name']}` {m['weight']:.2f}" for m in summary["members"])
+        text += ")"
+    return text + ".\n"
 
 
 def _left_out_members(results: dict) -> str:

@@ -439,6 +439,7 @@ def summarize(files: Sequence[InputFile], rows_by_key: dict) -> dict:
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``fer-hf predict`` (see `run_predict`)."""
     from .detection import DETECTORS
+    from .recognizer import DEFAULT_MODEL_NAME
     from .tta import TTA_MODES
 
     parser.add_argument("paths", nargs="+", metavar="PATH", help="Image or video files and folders.")
@@ -451,7 +452,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                              "under its path relative to the folder given.")
     parser.add_argument("--model", default=None,
                         help="Released model name (model_cards/), local folder or Hub id of a fer_hf model "
-                             "(default: fer-vgg-fer2013). Only fer_hf model types load; no code from the model "
+                             f"(default: {DEFAULT_MODEL_NAME}). Only fer_hf model types load; no code from the model "
                              "folder is ever run.")
     parser.add_argument("--detector", default="mtcnn", choices=DETECTORS, help="Face detector (default: mtcnn).")
     parser.add_argument("--min-face-size", "--min_face_size", type=int, default=20,
@@ -521,9 +522,10 @@ def run_predict(args: argparse.Namespace, recognizer=None) -> dict:
     if args.output is None and (state.num_processes > 1 or args.resume):
         raise ValueError("--output is required with several processes and with --resume")
 
+    from .recognizer import DEFAULT_MODEL_NAME, FaceExpressionRecognizer
+
     files = collect_files(args.paths, recursive=args.recursive)
     if recognizer is None:
-        from .recognizer import FaceExpressionRecognizer
 
         backend = {} if args.backend == "torch" else {"backend": args.backend}
         recognizer = FaceExpressionRecognizer.from_pretrained(args.model, detector=args.detector,
@@ -533,7 +535,7 @@ def run_predict(args: argparse.Namespace, recognizer=None) -> dict:
         recognizer.set_options(detector=args.detector, min_face_size=args.min_face_size)
     labels = [recognizer.id2label[i] for i in range(len(recognizer.id2label))]
     fields = output_fields(labels, with_video=any(f.kind == "video" for f in files))
-    settings = {"model": str(args.model or "fer-vgg-fer2013"), "backend": args.backend, "detector": args.detector,
+    settings = {"model": str(args.model or DEFAULT_MODEL_NAME), "backend": args.backend, "detector": args.detector,
                 "min_face_size": args.min_face_size, "tta": recognizer.tta, "labels": labels, "fields": fields,
                 "sample_fps": args.sample_fps}
 

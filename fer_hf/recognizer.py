@@ -16,8 +16,10 @@ from .image_processing_fer import read_image, to_pil_image  # noqa: F401 (to_pil
 from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
-#: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo.
-DEFAULT_MODEL_NAME = "fer-vgg-fer2013"
+#: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo. The
+#: distilled VGG-style student: the most accurate released model that keeps the webcam path above 30 frames/s
+#: on a 2-core CPU (the ensemble it learned from runs it at 17-29, benchmarks/LIVE_PATH_FER_ENSEMBLE.md).
+DEFAULT_MODEL_NAME = "fer-vgg-distilled"
 DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
 #: Classifier backends of `FaceExpressionRecognizer.from_pretrained`.
 BACKENDS = ("torch", "onnx")

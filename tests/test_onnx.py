@@ -13,6 +13,7 @@ from fer_hf.data import dataset_to_uint8
 from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import FerEnsembleForImageClassification, build_model
 from fer_hf.onnx_export import OnnxImageClassifier, cached_onnx_export, export_onnx
+from fer_hf.recognizer import DEFAULT_MODEL_NAME
 from fer_hf.recognizer import MODEL_CARDS_DIR
 
 from conftest import SAMPLES
@@ -140,8 +141,8 @@ def default_exports(tmp_path_factory, fer2013):
 
     folder = tmp_path_factory.mktemp("default_onnx")
     fp32 = folder / "fp32" / "model.onnx"
-    assert main(["export-onnx", "fer-vgg-fer2013", str(fp32)]) == 0
-    int8 = export_onnx("fer-vgg-fer2013", folder / "int8" / "model.onnx", quantize="int8",
+    assert main(["export-onnx", DEFAULT_MODEL_NAME, str(fp32)]) == 0
+    int8 = export_onnx(DEFAULT_MODEL_NAME, folder / "int8" / "model.onnx", quantize="int8",
                        calibration_data=fer2013["train"], calibration_samples=256)
     return fp32, int8
 

@@ -196,6 +196,13 @@ def test_short_distillation_run_lowers_the_kl_to_the_teacher(tmp_path, private_t
     assert torch.load(out / "teacher_soft_targets.pt", weights_only=True).shape == (640, 7)
     results = json.loads((out / "eval_results.json").read_text())
     assert results["teacher"] == str(DEFAULT_MODEL_DIR)
+    # the card names the teacher with what the teacher's own eval_results.json says about it
+    released = json.loads((DEFAULT_MODEL_DIR / "eval_results.json").read_text())
+    assert results["teacher_summary"]["test_accuracy"] == released["test"]["accuracy"]
+    card = (out / "README.md").read_text()
+    assert f"Teacher: `{DEFAULT_MODEL_DIR}` (`fer_vgg`; PublicTest {released['validation']['accuracy'] * 100:.2f}%, " \
+        f"PrivateTest {released['test']['accuracy'] * 100:.2f}%, no TTA)" in card
+    assert "1.0 x T^2 x KL(teacher || student) at temperature T = 2.0" in card
     images, _ = private_test_faces
     teacher = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
     processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
