@@ -376,7 +376,6 @@ def predict(model, loader, processor, accelerator, channels_last, tta="none", pa
     return torch.cat(all_scores), torch.cat(all_labels)
 
 
-@torch.no_grad()
 def teacher_summary(teacher_path) -> dict:
     """What the student's card says about its teacher, read from the teacher's ``eval_results.json`` (written
     by train_accelerate.py or `fer-hf ensemble`): model type, its selection / reported accuracy (no TTA) and, for

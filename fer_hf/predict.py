@@ -526,7 +526,6 @@ def run_predict(args: argparse.Namespace, recognizer=None) -> dict:
 
     files = collect_files(args.paths, recursive=args.recursive)
     if recognizer is None:
-
         backend = {} if args.backend == "torch" else {"backend": args.backend}
         recognizer = FaceExpressionRecognizer.from_pretrained(args.model, detector=args.detector,
                                                               min_face_size=args.min_face_size,

@@ -13,8 +13,7 @@ from fer_hf.data import dataset_to_uint8
 from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import FerEnsembleForImageClassification, build_model
 from fer_hf.onnx_export import OnnxImageClassifier, cached_onnx_export, export_onnx
-from fer_hf.recognizer import DEFAULT_MODEL_NAME
-from fer_hf.recognizer import MODEL_CARDS_DIR
+from fer_hf.recognizer import DEFAULT_MODEL_NAME, MODEL_CARDS_DIR
 
 from conftest import SAMPLES
 
