@@ -19,7 +19,8 @@ RELEASED = available_models()
 FERPLUS_ZIP = DATA / "ferplus" / "ferplus_images.zip"
 
 def test_released_models_exist():
-    assert {"fer-vgg-fer2013", "fer-vgg-ferplus", "fer-vgg-distilled", "fer-ensemble"} <= set(RELEASED), RELEASED
+    assert {"fer-vgg-fer2013", "fer-vgg-ferplus", "fer-vgg-distilled", "fer-ensemble", "fer-ensemble-sfew"} <= set(RELEASED), \
+        RELEASED
 
 
 @pytest.mark.parametrize("name", RELEASED)
