@@ -84,10 +84,10 @@ def table_headers(labels: list) -> list:
 
 def chart_color_map(labels) -> dict:
     """{label: "#rrggbb"} for the probability chart: the colours of the boxes drawn on the image
-    (`fer_hf.recognizer._COLORS`), grey for a label without one."""
-    from .recognizer import _COLORS
+    (`fer_hf.recognizer.EMOTION_COLORS`), grey for a label without one."""
+    from .recognizer import EMOTION_COLORS
 
-    return {label: "#%02x%02x%02x" % _COLORS.get(label, (110, 110, 110)) for label in labels}
+    return {label: "#%02x%02x%02x" % EMOTION_COLORS.get(label, (110, 110, 110)) for label in labels}
 
 
 def chart_rows_for_every_label(chart, labels):

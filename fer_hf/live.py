@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .detection import IDENTITY
-from .recognizer import _COLORS, face_crop, load_image
+from .recognizer import EMOTION_COLORS, face_crop, load_image
 
 
 class LiveFaceAnalyzer:
@@ -159,7 +159,7 @@ def draw_probability_bars(canvas: Image.Image, faces: list) -> Image.Image:
             draw.text((left + 2, y0), name, fill=(255, 255, 255, 255), font=font)
             x0 = left + 2 + label_width
             draw.rectangle([x0, y0 + 2, x0 + max(1, round(p * bar_width)), y0 + row - 2],
-                           fill=(*_COLORS.get(name, (0, 200, 0)), 255))
+                           fill=(*EMOTION_COLORS.get(name, (0, 200, 0)), 255))
     return canvas
 
 

@@ -24,9 +24,11 @@ DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
 #: Classifier backends of `FaceExpressionRecognizer.from_pretrained`.
 BACKENDS = ("torch", "onnx")
 
-_COLORS = {"angry": (220, 40, 40), "disgust": (120, 160, 30), "fear": (150, 60, 200), "happy": (250, 190, 0),
-           "sad": (40, 110, 220), "surprise": (250, 120, 20), "neutral": (160, 160, 160),
-           "contempt": (120, 80, 40)}
+#: RGB colour (0-255) of each expression in every drawing fer_hf makes: boxes, probability bars, video overlays and
+#: the app's charts, so one expression has one colour everywhere.
+EMOTION_COLORS = {"angry": (220, 40, 40), "disgust": (120, 160, 30), "fear": (150, 60, 200), "happy": (250, 190, 0),
+                  "sad": (40, 110, 220), "surprise": (250, 120, 20), "neutral": (160, 160, 160),
+                  "contempt": (120, 80, 40)}
 
 
 def resolve_model(name_or_path: Optional[Union[str, os.PathLike]] = None) -> str:
@@ -336,7 +338,7 @@ class FaceExpressionRecognizer:
         thickness = max(2, round(longest / 300))
         for face in faces:
             x, y, w, h = face["box"]
-            color = _COLORS.get(face["top_emotion"], (0, 200, 0))
+            color = EMOTION_COLORS.get(face["top_emotion"], (0, 200, 0))
             draw.rectangle([x, y, x + w, y + h], outline=color, width=thickness)
             # readable on small faces in big photos, not overwhelming on big faces
             font_size = int(min(max(w / 6, longest / 60, 12), max(longest / 25, 12)))

@@ -433,7 +433,7 @@ class VideoAnalysis:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from .recognizer import _COLORS
+        from .recognizer import EMOTION_COLORS
 
         tracks = self.tracks()
         chosen = sorted(sorted(tracks, key=lambda t: -tracks[t]["frames"])[:max(1, int(max_tracks))])
@@ -450,7 +450,7 @@ class VideoAnalysis:
             for label in self.labels:
                 values = np.array([r[label] for r in rows], dtype=float)
                 t, v = np.insert(times, gaps, np.nan), np.insert(values, gaps, np.nan)
-                color = _COLORS.get(label)
+                color = EMOTION_COLORS.get(label)
                 ax.plot(t, v, label=label, color=None if color is None else np.array(color) / 255,
                         marker="." if len(rows) < 60 else None, linewidth=1.5)
             info = tracks[track_id]
