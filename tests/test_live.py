@@ -89,7 +89,8 @@ def test_smoothing_averages_per_track(default_recognizer):
     smooth.process(happy)
     faces = smooth.process(sad)[1]
     assert faces[0]["track_id"] == 1  # the same face continues the track
-    assert np.abs(p_happy - p_sad_raw).max() > 0.3  # the frames really differ
+    # the frames really differ: the average is at least 0.05 from either frame, 25x the tolerance below
+    assert np.abs(p_happy - p_sad_raw).max() > 0.1
     np.testing.assert_allclose(list(faces[0]["emotions"].values()), 0.5 * p_happy + 0.5 * p_sad_raw, atol=2e-3)
 
 
