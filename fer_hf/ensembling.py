@@ -25,13 +25,16 @@ from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 @torch.no_grad()
 def predict_probabilities(model, image_processor, images_uint8: torch.Tensor, tta: str = "none",
-                          batch_size: int = 256, padding: int = 4) -> torch.Tensor:
+                          batch_size: int = 256, padding: int = 4, desc: Optional[str] = None) -> torch.Tensor:
     """Probabilities (N, num_labels) float32 of ``model`` on uint8 faces (N, C, H, W) decoded by
-    ``image_processor.convert_and_resize`` (see `fer_hf.data.dataset_to_uint8`), with a TTA mode."""
+    ``image_processor.convert_and_resize`` (see `fer_hf.data.dataset_to_uint8`), with a TTA mode. With
+    ``desc``, a progress bar (tqdm, one step per batch) under that name."""
+    from tqdm.auto import tqdm
+
     model.eval()
     pad_value = black_pixel_value(image_processor)
     chunks = []
-    for start in range(0, len(images_uint8), batch_size):
+    for start in tqdm(range(0, len(images_uint8), batch_size), desc=desc, disable=desc is None, unit="batch"):
         pixel_values = image_processor.rescale_and_normalize(images_uint8[start:start + batch_size])
         chunks.append(tta_log_probs(model, pixel_values, tta, padding=padding, pad_value=pad_value).exp())
     return torch.cat(chunks)
@@ -203,7 +206,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
             if key not in decoded:
                 decoded[key] = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
             images, labels = decoded[key]
-            probs = predict_probabilities(model, processor, images)
+            probs = predict_probabilities(model, processor, images, desc=f"{name} on {split}")
             row[split] = classification_metrics(labels.numpy(), probs.argmax(-1).numpy(), label_names)
             if split == "validation":
                 member_val_probs.append(probs)
@@ -237,7 +240,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     for split in ("validation", "test"):
         images, labels = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
         for tta in TTA_MODES:
-            probs = predict_probabilities(ensemble, processor, images, tta=tta)
+            probs = predict_probabilities(ensemble, processor, images, tta=tta, desc=f"ensemble on {split}, TTA {tta}")
             results[split + ("" if tta == "none" else f"_{tta}_tta")] = classification_metrics(
                 labels.numpy(), probs.argmax(-1).numpy(), label_names)
     # atomic release (fer_hf.atomic.publish_files): written into .tmp_release, then moved in under a journal

@@ -41,6 +41,15 @@ def test_released_folder_loads_without_fer_hf(name, tmp_path):
 
 
 @pytest.mark.parametrize("name", RELEASED)
+def test_released_files_stay_under_the_repository_limit(name):
+    """Released folders are committed to git: no file over 25 MB (a member that needs more, like the
+    11.3M-parameter ResNet-18 in an ensemble, does not belong in a release)."""
+    sizes = {path.name: path.stat().st_size for path in (MODEL_CARDS_DIR / name).rglob("*") if path.is_file()}
+    assert sizes.get("model.safetensors", 0) > 0, sizes
+    assert max(sizes.values()) < 25_000_000, sizes
+
+
+@pytest.mark.parametrize("name", RELEASED)
 def test_card_headline_matches_eval_results(name):
     folder = MODEL_CARDS_DIR / name
     results = json.loads((folder / "eval_results.json").read_text())
