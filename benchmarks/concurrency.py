@@ -29,6 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from process_memory import rss_mb
+
 REPO = Path(__file__).resolve().parent.parent
 PHOTOS = ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg", "neutral.jpeg", "sad-baby.jpeg")
 
@@ -37,25 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and its children in MB (from /proc/<pid>/status VmRSS)."""
-    total = 0.0
-    pids = [pid]
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    return total
 
 
 def start_app(log_path: Path, server_env: dict | None = None):
@@ -100,13 +83,13 @@ def main():
     log_path = Path(tempfile.mkdtemp(prefix="fer_hf_concurrency_")) / "server.log"
     server_env = dict(item.split("=", 1) for item in args.server_env)
     process, url = start_app(log_path, server_env)
-    memory = {"start": rss_mb(process.pid)}
+    memory = {"start": rss_mb(process.pid, descendants=True)}
     peak = [memory["start"]]
     stop = threading.Event()
 
     def watch():
         while not stop.is_set():
-            peak.append(rss_mb(process.pid))
+            peak.append(rss_mb(process.pid, descendants=True))
             time.sleep(0.5)
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -119,7 +102,7 @@ def main():
                 summary = reference_client.predict(handle_file(str(photo)), "fer-vgg-fer2013", detector, size, False,
                                                    api_name="/analyze_image")[5]
                 expected[(photo.name, detector, size)] = summary
-        memory["after_warm_up"] = rss_mb(process.pid)
+        memory["after_warm_up"] = rss_mb(process.pid, descendants=True)
         latencies, errors, mismatches = [], [], []
         lock = threading.Lock()
         deadline = 0.0
@@ -154,9 +137,9 @@ def main():
                 thread.start()
             for thread in threads:
                 thread.join()
-            rounds.append(round(rss_mb(process.pid), 1))
+            rounds.append(round(rss_mb(process.pid, descendants=True), 1))
         wall = time.time() - started
-        memory["end"] = rss_mb(process.pid)
+        memory["end"] = rss_mb(process.pid, descendants=True)
     finally:
         stop.set()
         watcher.join(timeout=2)

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from process_memory import peak_rss_mb, rss_mb
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -121,17 +122,6 @@ def make_synthetic_video(path, seconds: float, faces=None, fps: float = 30.0, si
 
 # ------------------------------------------------------------------------------------------ memory of a child
 
-def _rss_mb() -> float:
-    """Resident memory of this process now, in MB (10^6 bytes; Linux /proc, psutil elsewhere)."""
-    try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-    except OSError:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 1e6
-
-
 class PeakRSS:
     """Context manager sampling this process's RSS every ``interval`` seconds in a thread: ``.before``,
     ``.peak`` (MB), and ``.samples`` [(seconds since entering, MB)]. In-process (tests/test_video.py uses it);
@@ -141,7 +131,7 @@ class PeakRSS:
         self.interval = interval
 
     def __enter__(self):
-        self.before = self.peak = _rss_mb()
+        self.before = self.peak = rss_mb()
         self._start = time.perf_counter()
         self.samples = [(0.0, self.before)]
         self._stop = threading.Event()
@@ -151,14 +141,14 @@ class PeakRSS:
 
     def _run(self):
         while not self._stop.wait(self.interval):
-            rss = _rss_mb()
+            rss = rss_mb()
             self.samples.append((time.perf_counter() - self._start, rss))
             self.peak = max(self.peak, rss)
 
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
-        self.samples.append((time.perf_counter() - self._start, _rss_mb()))
+        self.samples.append((time.perf_counter() - self._start, rss_mb()))
         self.peak = max(self.peak, self.samples[-1][1])
 
     def peak_between(self, start: float, end: float) -> float:
@@ -166,42 +156,6 @@ class PeakRSS:
         total = self.samples[-1][0] or 1.0
         return max((rss for t, rss in self.samples if start * total <= t <= end * total), default=float("nan"))
 
-
-
-def _status_mb(pid, field: str = "VmRSS") -> float:
-    """``field`` (VmRSS, VmHWM, ...) of process ``pid`` ("self" for this one) from /proc/<pid>/status, in MB
-    (10^6 bytes); 0.0 if the process is gone or a zombie."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024 / 1e6
-    except (OSError, ValueError):
-        pass
-    return 0.0
-
-
-def _descendants(pid: int) -> list:
-    """The children of ``pid`` (of all its threads), their children, ... (from /proc)."""
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        try:
-            tasks = os.listdir(f"/proc/{parent}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                children = [int(c) for c in Path(f"/proc/{parent}/task/{task}/children").read_text().split()]
-            except OSError:
-                continue
-            found += children
-            todo += children
-    return found
-
-
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of ``pid`` and all its descendants, in MB (sum of their VmRSS)."""
-    return sum(_status_mb(p) for p in [pid, *_descendants(pid)])
 
 
 def run_measured(command, *, env=None, log_prefix: Path, interval: float = 0.1, start=None, end=None) -> dict:
@@ -250,7 +204,7 @@ def run_measured(command, *, env=None, log_prefix: Path, interval: float = 0.1, 
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)
                 if pid:
                     break
-                samples.append((time.time(), tree_rss_mb(process.pid)))
+                samples.append((time.time(), rss_mb(process.pid, descendants=True)))
                 time.sleep(interval)
         except BaseException:
             process.kill()
@@ -354,7 +308,7 @@ def child_main(args) -> int:
 
             recognizer = FaceExpressionRecognizer.from_pretrained(args.model, detector=args.detector,
                                                                   min_face_size=args.min_face_size)
-            result["rss_at_start_mb"] = _status_mb("self")
+            result["rss_at_start_mb"] = rss_mb()
             mark(START_MARKER)
             started = time.perf_counter()
             analysis = analyze_video(args.video, recognizer, sample_fps=args.sample_fps,
@@ -376,7 +330,7 @@ def child_main(args) -> int:
             model = args.model or DEFAULT_MODEL_NAME
             result["limits"] = video_limits()
             get_recognizer(model, args.detector, args.min_face_size)  # cached: what an earlier request leaves
-            result["rss_at_start_mb"] = _status_mb("self")
+            result["rss_at_start_mb"] = rss_mb()
             last = [0.0]
 
             def progress(fraction, desc=""):  # the app passes gradio.Progress; a line every ~20 s here
@@ -401,7 +355,7 @@ def child_main(args) -> int:
     except Exception as error:  # noqa: BLE001 - reported in the table (e.g. the tab refusing the video)
         result["error"] = f"{type(error).__name__}: {error}"
         status = 1
-    result["vmhwm_mb"] = _status_mb("self", "VmHWM")
+    result["vmhwm_mb"] = peak_rss_mb()
     Path(args.child_result).write_text(json.dumps(result, indent=1))
     return status
 
