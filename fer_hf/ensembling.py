@@ -139,7 +139,9 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     default) or take fixed ``weights``, build the `FerEnsembleForImageClassification` from the members with a
     non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate it on the
     selection and the reported split (no TTA, flip, ten-crop) and write a released folder (config,
-    safetensors, processor, code, ``eval_results.json``, model card) to ``output_dir``.
+    safetensors, processor, code, ``eval_results.json``, model card) to ``output_dir``; the model code
+    (``configuration_*.py``, ``modeling_*.py``) of an earlier release in that folder that this one does not
+    need is removed.
 
     ``weights``: one non-negative number per member, normalised to sum 1, used as given (no fit): for
     weights chosen before looking at any split, e.g. uniform weights for members trained the same way
@@ -255,5 +257,11 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     processor.save_pretrained(staged)
     (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
     write_ensemble_card(staged, results, model_name or output.name)
+    # model code a previous release in this folder needed and this one does not (e.g. a member type dropped):
+    # trust_remote_code never loads it, but it would tell a reader the folder holds that architecture
+    stale = [path for pattern in ("configuration_*.py", "modeling_*.py") for path in output.glob(pattern)
+             if not (staged / path.name).exists()]
     publish_files(staged, output, last=["eval_results.json"])
+    for path in stale:
+        path.unlink()
     return results

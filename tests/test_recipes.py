@@ -238,9 +238,12 @@ def surprised_model_dir(tmp_path_factory):
 def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surprised_model_dir):
     """`fer-hf ensemble` end to end on real PublicTest / PrivateTest faces (a fixed random 150 of each):
     the released model next to a copy whose classifier always says "surprise"; the fit on PublicTest gives the
-    copy weight 0, so the written ensemble holds the released model alone and the card names the other."""
+    copy weight 0, so the written ensemble holds the released model alone and the card names the other.
+    The folder held an earlier release with a ResNet member: its model code is gone, the new code is there."""
     from fer_hf.ensembling import build_ensemble
 
+    (tmp_path / "ensemble").mkdir()
+    (tmp_path / "ensemble" / "modeling_fer_resnet.py").write_text("# an earlier release's member code\n")
     results = build_ensemble([str(DEFAULT_MODEL_DIR), str(surprised_model_dir)], str(FER2013_ZIP),
                              tmp_path / "ensemble", max_eval_samples=150)
     assert [m["name"] for m in results["members"]] == [DEFAULT_MODEL_DIR.name]
@@ -250,6 +253,9 @@ def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surpr
     assert left_out["weight"] == 0.0 and left_out["validation"]["accuracy"] < 0.3
     config = json.loads((tmp_path / "ensemble" / "config.json").read_text())
     assert len(config["members"]) == 1
+    code = sorted(path.name for path in (tmp_path / "ensemble").glob("*.py"))
+    assert code == ["configuration_fer_ensemble.py", "configuration_fer_vgg.py", "image_processing_fer.py",
+                    "modeling_fer_ensemble.py", "modeling_fer_vgg.py"], code
     # the one-member ensemble predicts exactly what the member does
     assert results["test"]["accuracy"] == results["members"][0]["test"]["accuracy"]
     assert "left out because the fit on PublicTest gave them weight 0: `surprised`" in \
