@@ -864,12 +864,14 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     for group in ("subject", "movie"):  # for audits: who is on which side of the protocol
         if all(group in dataset[split].column_names for split in ("train", "validation", "test")):
             results[f"{group}s"] = {split: sorted(set(dataset[split][group][:])) for split in ("train", "validation", "test")}
-    for split, loader in (("validation", val_loader), ("test", test_loader)):
-        for tta in TTA_MODES:
-            scores, labels = predict(best, loader, processor, accelerator, channels_last, tta=tta,
-                                     padding=args.crop_padding)
-            metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy(), label_names)
-            results[split + ("" if tta == "none" else f"_{tta}_tta")] = metrics
+    final_runs = [(split, loader, tta) for split, loader in (("validation", val_loader), ("test", test_loader))
+                  for tta in TTA_MODES]
+    for split, loader, tta in tqdm(final_runs, desc="final evaluation (selection and test split x TTA modes)",
+                                   disable=not accelerator.is_local_main_process):
+        scores, labels = predict(best, loader, processor, accelerator, channels_last, tta=tta,
+                                 padding=args.crop_padding)
+        metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy(), label_names)
+        results[split + ("" if tta == "none" else f"_{tta}_tta")] = metrics
     if accelerator.is_main_process:
         # Atomic release (fer_hf.atomic.publish_files): every file is written into .tmp_release first, then
         # moved into output_dir one by one under a journal, eval_results.json last. A kill while writing
