@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ def fit_member_weights(member_probabilities, labels, step: float = 0.05, criteri
     Returns:
         (weights list of M floats summing to 1, accuracy on the selection split with those weights).
     Raises:
-        ValueError: for an unknown criterion.
+        ValueError: for an unknown criterion, or a grid of more than `MAX_WEIGHT_GRID` weight vectors.
     """
     if criterion not in ("nll", "accuracy"):
         raise ValueError(f"criterion must be 'nll' or 'accuracy', got {criterion!r}")
@@ -62,19 +63,60 @@ def fit_member_weights(member_probabilities, labels, step: float = 0.05, criteri
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     members = probs.shape[0]
     units = round(1 / step)
+    size = math.comb(units + members - 1, members - 1)
+    if size > MAX_WEIGHT_GRID:
+        raise ValueError(f"{members} members on a grid of step {step} make {size:,} weight vectors (more than "
+                         f"{MAX_WEIGHT_GRID:,}): use a coarser step or fewer candidates")
+    true_probs = probs[:, torch.arange(len(labels)), labels]  # (M, N): all the log-likelihood needs
     best = None
-    for combo in itertools.product(range(units + 1), repeat=members - 1):
-        if sum(combo) > units:
-            continue
-        weights = torch.tensor([*combo, units - sum(combo)], dtype=torch.float64) / units
-        mixed = torch.einsum("m,mnk->nk", weights, probs)
-        accuracy = (mixed.argmax(-1) == labels).double().mean().item()
-        nll = -torch.log(mixed[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean().item()
-        spread = float(((weights - 1 / members) ** 2).sum())
-        key = (nll, spread) if criterion == "nll" else (-accuracy, nll, spread)
-        if best is None or key < best[0]:
-            best = (key, weights.tolist(), accuracy)
+    for grid in _simplex_grid(units, members):
+        weights = torch.from_numpy(grid).double() / units  # (C, M), each row sums to 1
+        nll = -torch.log((weights @ true_probs).clamp_min(1e-12)).mean(1)  # (C,)
+        spread = ((weights - 1 / members) ** 2).sum(1)
+        if criterion == "nll":
+            keys = torch.stack([nll, spread], 1)
+            accuracy = None
+        else:
+            mixed = torch.einsum("cm,mnk->cnk", weights, probs)
+            accuracy = (mixed.argmax(-1) == labels).double().mean(1)
+            keys = torch.stack([-accuracy, nll, spread], 1)
+        row = _lexicographic_argmin(keys)
+        if best is None or tuple(keys[row].tolist()) < best[0]:
+            if accuracy is None:
+                mixed_row = torch.einsum("m,mnk->nk", weights[row], probs)
+                row_accuracy = (mixed_row.argmax(-1) == labels).double().mean().item()
+            else:
+                row_accuracy = accuracy[row].item()
+            best = (tuple(keys[row].tolist()), weights[row].tolist(), row_accuracy)
     return best[1], best[2]
+
+
+#: largest number of weight vectors `fit_member_weights` searches (e.g. 9 members at step 0.05: 3.1M)
+MAX_WEIGHT_GRID = 20_000_000
+
+
+def _simplex_grid(units: int, members: int, chunk: int = 2048):
+    """Every vector of ``members`` non-negative integers summing to ``units`` (stars and bars), as int64 arrays
+    of at most ``chunk`` rows, in lexicographic order of the bar positions."""
+    combos = itertools.combinations(range(units + members - 1), members - 1)
+    edges = np.array([[-1], [units + members - 1]])
+    while True:
+        rows = list(itertools.islice(combos, chunk))
+        if not rows:
+            return
+        bars = np.array(rows, dtype=np.int64).reshape(len(rows), members - 1)
+        positions = np.concatenate([np.broadcast_to(edges[0], (len(bars), 1)), bars,
+                                    np.broadcast_to(edges[1], (len(bars), 1))], axis=1)
+        yield np.diff(positions, axis=1) - 1
+
+
+def _lexicographic_argmin(keys: torch.Tensor) -> int:
+    """Row index of the lexicographically smallest row of ``keys`` (C, k); the first such row on full ties."""
+    candidates = torch.arange(len(keys))
+    for column in range(keys.shape[1]):
+        values = keys[candidates, column]
+        candidates = candidates[values == values.min()]
+    return int(candidates[0])
 
 
 #: dataset -> how `ensemble_splits` builds the selection (``validation``) and reported (``test``) splits

@@ -1,6 +1,7 @@
 """Training recipes on real FER2013 faces: augmentation presets, losses, TTA, the ensemble and distillation."""
 
 import io
+import itertools
 import json
 import os
 import subprocess
@@ -176,6 +177,48 @@ def test_fit_member_weights_finds_the_informative_member(private_test_faces):
     assert weights[1] > weights[0] and abs(sum(weights) - 1) < 1e-9 and accuracy == 1.0
     weights, _ = fit_member_weights(torch.stack([good, good]), labels, step=0.1, criterion="accuracy")
     assert weights == [0.5, 0.5]
+
+
+def _fit_by_one_loop(probs, labels, step, criterion):
+    """The search `fit_member_weights` does, written as the plain loop over the grid it replaced."""
+    members, units, best = probs.shape[0], round(1 / step), None
+    for combo in itertools.product(range(units + 1), repeat=members - 1):
+        if sum(combo) <= units:
+            weights = torch.tensor([*combo, units - sum(combo)], dtype=torch.float64) / units
+            mixed = torch.einsum("m,mnk->nk", weights, probs.double())
+            accuracy = (mixed.argmax(-1) == labels).double().mean().item()
+            nll = -torch.log(mixed[torch.arange(len(labels)), labels].clamp_min(1e-12)).mean().item()
+            spread = float(((weights - 1 / members) ** 2).sum())
+            key = (nll, spread) if criterion == "nll" else (-accuracy, nll, spread)
+            if best is None or key < best[0]:
+                best = (key, weights.tolist(), accuracy)
+    return best[1], best[2]
+
+
+@pytest.mark.parametrize("criterion", ["nll", "accuracy"])
+def test_fit_member_weights_matches_a_plain_search_on_real_member_outputs(private_test_faces, criterion):
+    """Three real members (the two released FER2013 single models, and the default on mirrored faces) on 64
+    real PrivateTest faces: the vectorised search picks the weights and accuracy of the plain loop."""
+    images, labels = private_test_faces
+    members = []
+    for name, flip in (("fer-vgg-distilled", False), ("fer-vgg-fer2013", False), ("fer-vgg-distilled", True)):
+        model = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR.parent / name).eval()
+        processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR.parent / name)
+        pixel_values = processor.rescale_and_normalize(images.flip(-1) if flip else images)
+        with torch.no_grad():
+            members.append(model(pixel_values=pixel_values).logits.softmax(-1))
+    probs = torch.stack(members)
+    weights, accuracy = fit_member_weights(probs, labels, step=0.1, criterion=criterion)
+    expected_weights, expected_accuracy = _fit_by_one_loop(probs, labels, 0.1, criterion)
+    assert np.allclose(weights, expected_weights) and accuracy == expected_accuracy, (weights, expected_weights)
+    assert len({round(w, 6) for w in weights}) > 1  # a real fit, not the uniform fallback
+
+
+def test_fit_member_weights_refuses_a_grid_too_large_to_search(private_test_faces):
+    _, labels = private_test_faces
+    probs = torch.full((12, len(labels), 7), 1 / 7)
+    with pytest.raises(ValueError, match="coarser step or fewer candidates"):
+        fit_member_weights(probs, labels, step=0.01)
 
 
 @pytest.mark.slow
