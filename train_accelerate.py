@@ -396,17 +396,17 @@ def teacher_summary(teacher_path) -> dict:
 
 
 @torch.no_grad()
-def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256):
+def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256, device="cpu"):
     """softmax(teacher logits / T) on the un-augmented training faces, (N, K) float32, in dataset order, with no
     autograd graph (constants of the loss: a graph here would tie every batch to the teacher's forward pass).
-    The teacher decodes the faces with its own processor (its channels and size)."""
-    teacher = load_fer_model(teacher_path).eval()
+    The teacher decodes the faces with its own processor (its channels and size) and runs on ``device``."""
+    teacher = load_fer_model(teacher_path).eval().to(device)
     teacher_processor = AutoImageProcessor.from_pretrained(teacher_path)
     images, _ = dataset_to_uint8(dataset, teacher_processor, desc="teacher: decode train")
     chunks = []
     for start in tqdm(range(0, len(images), batch_size), desc="teacher soft targets", mininterval=5):
-        pixel_values = teacher_processor.rescale_and_normalize(images[start:start + batch_size])
-        chunks.append((teacher(pixel_values=pixel_values).logits.float() / temperature).softmax(-1))
+        pixel_values = teacher_processor.rescale_and_normalize(images[start:start + batch_size].to(device))
+        chunks.append((teacher(pixel_values=pixel_values).logits.float() / temperature).softmax(-1).cpu())
     return torch.cat(chunks)
 
 
@@ -634,7 +634,8 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         cache = output_dir / "teacher_soft_targets.pt"
         if not cache.is_file():
             with accelerator.main_process_first():
-                teacher = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature)
+                teacher = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature,
+                                               device=accelerator.device)
                 if accelerator.is_main_process:
                     with replacing(cache) as tmp:  # a kill mid-write must not leave a truncated cache
                         torch.save(teacher, tmp)
@@ -847,7 +848,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
 
     # ---------------------------------------------------------------- final evaluation of the chosen checkpoint
     accelerator.wait_for_everyone()
-    best = load_fer_model(output_dir / "best_model").eval()
+    best = load_fer_model(output_dir / "best_model").eval().to(accelerator.device)  # the loaders' batches are there
     if channels_last:
         best = best.to(memory_format=torch.channels_last)
     history = state["history"]

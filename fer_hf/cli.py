@@ -28,7 +28,7 @@ def _ensemble(args) -> int:
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
                              criterion=args.weight_criterion, dataset=args.dataset, weights=args.weights,
                              validation_fraction=args.validation_fraction, seed=args.seed,
-                             weights_dtype=args.weights_dtype, member_names=args.member_names)
+                             weights_dtype=args.weights_dtype, member_names=args.member_names, device=args.device)
     summary = {"protocol": results["protocol"], "members": [m["name"] for m in results["members"]],
                "member_weights": results["member_weights"],
                "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]],
@@ -225,6 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--weights_dtype", default="float32", choices=["float32", "float16"],
                           help="Store the weights in float16 (half the size, loaded as float32); they are rounded "
                                "before the evaluation, so the reported numbers are of the stored weights.")
+    ensemble.add_argument("--device", default="cpu",
+                          help="Where the members and the ensemble run for the fit and the evaluation: cpu (default) "
+                               "or cuda.")
     ensemble.add_argument("--weight_step", type=float, default=0.05, help="Grid step of the member weights.")
     ensemble.add_argument("--weight_criterion", default="nll", choices=["nll", "accuracy"],
                           help="Fit the weights for the lowest selection-split log-loss (default) or the best "

@@ -26,18 +26,23 @@ from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 @torch.no_grad()
 def predict_probabilities(model, image_processor, images_uint8: torch.Tensor, tta: str = "none",
-                          batch_size: int = 256, padding: int = 4, desc: Optional[str] = None) -> torch.Tensor:
-    """Probabilities (N, num_labels) float32 of ``model`` on uint8 faces (N, C, H, W) decoded by
+                          batch_size: int = 256, padding: int = 4, desc: Optional[str] = None,
+                          device=None) -> torch.Tensor:
+    """Probabilities (N, num_labels) float32 (on the CPU) of ``model`` on uint8 faces (N, C, H, W) decoded by
     ``image_processor.convert_and_resize`` (see `fer_hf.data.dataset_to_uint8`), with a TTA mode. With
-    ``desc``, a progress bar (tqdm, one step per batch) under that name."""
+    ``desc``, a progress bar (tqdm, one step per batch) under that name. ``device`` (e.g. ``"cuda"``): move the
+    model there and run each batch there (default: where the model is)."""
     from tqdm.auto import tqdm
 
     model.eval()
+    if device is not None:
+        model.to(device)
+    device = next(model.parameters()).device
     pad_value = black_pixel_value(image_processor)
     chunks = []
     for start in tqdm(range(0, len(images_uint8), batch_size), desc=desc, disable=desc is None, unit="batch"):
-        pixel_values = image_processor.rescale_and_normalize(images_uint8[start:start + batch_size])
-        chunks.append(tta_log_probs(model, pixel_values, tta, padding=padding, pad_value=pad_value).exp())
+        pixel_values = image_processor.rescale_and_normalize(images_uint8[start:start + batch_size].to(device))
+        chunks.append(tta_log_probs(model, pixel_values, tta, padding=padding, pad_value=pad_value).exp().cpu())
     return torch.cat(chunks)
 
 
@@ -176,7 +181,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
                    criterion: str = "nll", dataset: str = "fer2013", weights: Optional[list] = None,
                    validation_fraction: float = 0.1, seed: int = 42, weights_dtype: str = "float32",
-                   member_names: Optional[list] = None) -> dict:
+                   member_names: Optional[list] = None, device: str = "cpu") -> dict:
     """Fit member weights on the selection split of ``dataset`` (`ensemble_splits`: FER2013 PublicTest by
     default) or take fixed ``weights``, build the `FerEnsembleForImageClassification` from the members with a
     non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate it on the
@@ -194,6 +199,9 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
 
     ``weights_dtype="float16"`` stores the weights in float16 (half the size; loaded as float32): they are
     rounded before the ensemble is evaluated, so every number in the results is of the stored weights.
+
+    ``device``: where the members and the ensemble run for the fit and the evaluation (``"cuda"`` on a GPU
+    machine; the released folder is the same, its numbers may differ from a CPU run by rounding).
 
     ``max_eval_samples`` (for tests, not FER2013 results): fit and evaluate on a fixed random subset
     (seed 0, `fer_hf.evaluation.random_subset`, as ``fer-hf evaluate --max_samples``) of this many
@@ -250,12 +258,13 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
             if key not in decoded:
                 decoded[key] = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
             images, labels = decoded[key]
-            probs = predict_probabilities(model, processor, images, desc=f"{name} on {split}")
+            probs = predict_probabilities(model, processor, images, desc=f"{name} on {split}", device=device)
             row[split] = classification_metrics(labels.numpy(), probs.argmax(-1).numpy(), label_names)
             if split == "validation":
                 member_val_probs.append(probs)
                 val_labels = labels
         member_results.append(row)
+        model.cpu()
     fitted = weights is None
     if fitted:
         weights, _ = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
@@ -284,12 +293,14 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     for split in ("validation", "test"):
         images, labels = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
         for tta in TTA_MODES:
-            probs = predict_probabilities(ensemble, processor, images, tta=tta, desc=f"ensemble on {split}, TTA {tta}")
+            probs = predict_probabilities(ensemble, processor, images, tta=tta, desc=f"ensemble on {split}, TTA {tta}",
+                                          device=device)
             results[split + ("" if tta == "none" else f"_{tta}_tta")] = classification_metrics(
                 labels.numpy(), probs.argmax(-1).numpy(), label_names)
     # atomic release (fer_hf.atomic.publish_files): written into .tmp_release, then moved in under a journal
     from .atomic import RELEASE_STAGING, publish_files, recover_release
 
+    ensemble.cpu()
     recover_release(output)
     staged = output / RELEASE_STAGING
     staged.mkdir()
