@@ -254,7 +254,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         row = {"name": name, "model_type": model.config.model_type, "num_parameters": count_parameters(model),
                "gflops_per_face": round(gflops_per_face(model), 4)}
         for split in ("validation", "test"):
-            key = (split, processor.num_channels, processor.size["height"])
+            key = (split, processor.decode_settings())
             if key not in decoded:
                 decoded[key] = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
             images, labels = decoded[key]
@@ -291,7 +291,10 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
                "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                "split_sizes": {s: len(splits[s]) for s in ("validation", "test")}}
     for split in ("validation", "test"):
-        images, labels = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
+        key = (split, processor.decode_settings())  # the members' faces, when one decoded them the same way
+        if key not in decoded:
+            decoded[key] = dataset_to_uint8(splits[split], processor, desc=f"decode {split}")
+        images, labels = decoded[key]
         for tta in TTA_MODES:
             probs = predict_probabilities(ensemble, processor, images, tta=tta, desc=f"ensemble on {split}, TTA {tta}",
                                           device=device)

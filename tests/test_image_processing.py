@@ -108,3 +108,24 @@ def test_save_and_reload(processor, tmp_path, face_rgb):
     processor.save_pretrained(tmp_path)
     reloaded = FerImageProcessor.from_pretrained(tmp_path)
     assert torch.equal(pixels(reloaded, face_rgb), pixels(processor, face_rgb))
+
+
+def test_equal_decode_settings_decode_alike_and_unequal_ones_are_told_apart(face_rgb):
+    """`decode_settings` keys the decoded-face cache of `build_ensemble`: a released config without
+    ``do_grayscale`` (fer-vgg-fer2013's) decodes like the ensemble's, a 3-channel or 40x40 one does not."""
+    from conftest import REPO
+    from transformers import AutoImageProcessor
+
+    old = AutoImageProcessor.from_pretrained(REPO / "model_cards" / "fer-vgg-fer2013")
+    new = AutoImageProcessor.from_pretrained(REPO / "model_cards" / "fer-ensemble")
+    assert "do_grayscale" not in (REPO / "model_cards" / "fer-vgg-fer2013" / "preprocessor_config.json").read_text()
+    assert old.decode_settings() == new.decode_settings()
+    faces = [face_rgb, Image.open(SAMPLES / "angry.jpg"), face_rgb.convert("L").resize((300, 200))]
+    for face in faces:
+        np.testing.assert_array_equal(old.convert_and_resize(face), new.convert_and_resize(face))
+    rgb = FerImageProcessor(num_channels=3)
+    small = FerImageProcessor(num_channels=1, size={"height": 40, "width": 40})
+    colour = FerImageProcessor(num_channels=3, do_grayscale=False)
+    settings = {p.decode_settings() for p in (new, rgb, small, colour)}
+    assert len(settings) == 4
+    assert not np.array_equal(rgb.convert_and_resize(face_rgb), colour.convert_and_resize(face_rgb))

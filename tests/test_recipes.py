@@ -278,19 +278,30 @@ def surprised_model_dir(tmp_path_factory):
     return folder
 
 
-def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surprised_model_dir):
+def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surprised_model_dir, monkeypatch):
     """`fer-hf ensemble` end to end on real PublicTest / PrivateTest faces (a fixed random 150 of each):
     the released model next to a copy whose classifier always says "surprise"; the fit on PublicTest gives the
     copy weight 0, so the written ensemble holds the released model alone and the card names the other.
     The folder held an earlier release with a ResNet member: its model code is gone, the new code is there."""
+    import fer_hf.data
     from fer_hf.ensembling import build_ensemble
 
+    decodes = []
+    decode = fer_hf.data.dataset_to_uint8
+
+    def counted(dataset, processor, desc="decode"):
+        decodes.append(desc)
+        return decode(dataset, processor, desc=desc)
+
+    monkeypatch.setattr(fer_hf.data, "dataset_to_uint8", counted)
     (tmp_path / "ensemble").mkdir()
     (tmp_path / "ensemble" / "modeling_fer_resnet.py").write_text("# an earlier release's member code\n")
     results = build_ensemble([str(DEFAULT_MODEL_DIR), str(surprised_model_dir)], str(FER2013_ZIP),
                              tmp_path / "ensemble", max_eval_samples=150)
     assert [m["name"] for m in results["members"]] == [DEFAULT_MODEL_DIR.name]
     assert results["member_weights"] == [1.0]
+    # each split decoded once: the members and the ensemble share the decoded faces
+    assert decodes == ["decode validation", "decode test"], decodes
     assert [m["name"] for m in results["left_out_members"]] == ["surprised"]
     left_out = results["left_out_members"][0]
     assert left_out["weight"] == 0.0 and left_out["validation"]["accuracy"] < 0.3
