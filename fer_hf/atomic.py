@@ -188,20 +188,25 @@ def link_or_copy_tree(source, destination) -> None:
 
 
 def publish_files(staged, destination, last: Iterable[str] = ("eval_results.json",),
-                  crash_stage: str | None = "release_publish") -> list:
+                  crash_stage: str | None = "release_publish", remove: Iterable[str] = ()) -> list:
     """Move the files of the fully written folder ``staged`` into ``destination`` (see the module
     docstring), the names in ``last`` last. Sub-folders of ``staged`` are swapped in with `replace_dir`.
-    Returns the names published."""
+    ``remove``: names of files in ``destination`` that the new release no longer has (e.g. an earlier
+    release's model code), deleted after the move, under the same journal (a kill in between is rolled
+    forward by `recover_release`). Returns the names published."""
     staged, destination = Path(staged), Path(destination)
     fsync_tree(staged)
     last = list(last)
     names = sorted((p.name for p in staged.iterdir()), key=lambda n: (n in last, last.index(n) if n in last else 0, n))
-    atomic_write_text(destination / RELEASE_JOURNAL, json.dumps({"staged": staged.name, "files": names}))
-    _move_in(staged, destination, names, crash_stage)
+    remove = [name for name in remove if name not in names]
+    atomic_write_text(destination / RELEASE_JOURNAL,
+                      json.dumps({"staged": staged.name, "files": names, "remove": remove}))
+    _move_in(staged, destination, names, crash_stage, remove)
     return names
 
 
-def _move_in(staged: Path, destination: Path, names: list, crash_stage: str | None = None) -> None:
+def _move_in(staged: Path, destination: Path, names: list, crash_stage: str | None = None,
+             remove: Iterable[str] = ()) -> None:
     for index, name in enumerate(names):
         source = staged / name
         if source.is_dir():
@@ -210,6 +215,8 @@ def _move_in(staged: Path, destination: Path, names: list, crash_stage: str | No
             os.replace(source, destination / name)
         if crash_stage and index == 0:
             crash_point(crash_stage)
+    for name in remove:
+        (destination / name).unlink(missing_ok=True)
     fsync_path(destination)
     journal = destination / RELEASE_JOURNAL
     if journal.exists():
@@ -231,7 +238,8 @@ def recover_release(destination) -> str | None:
             info = None
         if info:
             staged = destination / info["staged"]
-            _move_in(staged, destination, [n for n in info["files"] if (staged / n).exists()])
+            _move_in(staged, destination, [n for n in info["files"] if (staged / n).exists()],
+                     remove=info.get("remove", []))
             return "rolled forward"
         journal.unlink()
     staged = destination / RELEASE_STAGING

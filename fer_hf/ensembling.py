@@ -315,9 +315,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     write_ensemble_card(staged, results, model_name or output.name)
     # model code a previous release in this folder needed and this one does not (e.g. a member type dropped):
     # trust_remote_code never loads it, but it would tell a reader the folder holds that architecture
-    stale = [path for pattern in ("configuration_*.py", "modeling_*.py") for path in output.glob(pattern)
+    stale = [path.name for pattern in ("configuration_*.py", "modeling_*.py") for path in output.glob(pattern)
              if not (staged / path.name).exists()]
-    publish_files(staged, output, last=["eval_results.json"])
-    for path in stale:
-        path.unlink()
+    publish_files(staged, output, last=["eval_results.json"], remove=stale)
     return results

@@ -259,7 +259,7 @@ elif what == "release":
     staged.mkdir()
     for name in ("a.txt", "b.txt", "eval_results.json"):
         (staged / name).write_text("new")
-    publish_files(staged, root / "release")
+    publish_files(staged, root / "release", remove=["stale.py"])
 else:  # killed while writing the staging folder
     staged = root / "release" / RELEASE_STAGING
     staged.mkdir()
@@ -276,7 +276,7 @@ def test_atomic_primitives_survive_a_kill_at_their_worst_point(tmp_path, what):
     folder.mkdir()
     (folder / "a.txt").write_text("old")
     release.mkdir()
-    for name in ("a.txt", "b.txt", "eval_results.json"):
+    for name in ("a.txt", "b.txt", "eval_results.json", "stale.py"):
         (release / name).write_text("old")
     crash = {"folder": "test_swap", "release": "release_publish", "staging": None}[what]
     result = subprocess.run([sys.executable, "-c", CRASHING_WRITER, str(tmp_path), what], check=False,
@@ -290,14 +290,15 @@ def test_atomic_primitives_survive_a_kill_at_their_worst_point(tmp_path, what):
     elif what == "release":  # killed after the first file was moved in: mixed until rolled forward
         assert (release / RELEASE_JOURNAL).is_file() and (release / "a.txt").read_text() == "new"
         assert (release / "eval_results.json").read_text() == "old"  # the "done" marker goes last
+        assert (release / "stale.py").is_file()  # removed after the moves, under the journal
         assert recover_release(release) == "rolled forward"
         assert {p.name: p.read_text() for p in release.iterdir()} == dict.fromkeys(
             ("a.txt", "b.txt", "eval_results.json"), "new")
     else:  # killed while writing the new release: the old one is untouched, the staging is discarded
         assert {p.name: p.read_text() for p in release.iterdir() if p.is_file()} == dict.fromkeys(
-            ("a.txt", "b.txt", "eval_results.json"), "old")
+            ("a.txt", "b.txt", "eval_results.json", "stale.py"), "old")
         assert recover_release(release) == "discarded staging"
-        assert sorted(p.name for p in release.iterdir()) == ["a.txt", "b.txt", "eval_results.json"]
+        assert sorted(p.name for p in release.iterdir()) == ["a.txt", "b.txt", "eval_results.json", "stale.py"]
 
 
 def test_a_truncated_log_line_is_skipped(tmp_path):
