@@ -124,6 +124,19 @@ def guard_minutes(seconds_per_epoch: float, budget_seconds: float) -> float:
     return max(1.0, (budget_seconds - OVERHEAD_SECONDS - seconds_per_epoch) / 60)
 
 
+def scheduled_command(name: str, flags: str, data_dir: str, out: Path, seconds_per_epoch, budget: float) -> list:
+    """The command of a budget-sized run: its epochs from the measured speed (`epochs_for`; kept in
+    ``out/schedule.json`` so that a resumed run keeps its schedule), its guard (`guard_minutes`), resumed if
+    it has a checkpoint."""
+    seconds = seconds_per_epoch or FALLBACK_SECONDS_PER_EPOCH
+    schedule = out / "schedule.json"
+    epochs = json.loads(schedule.read_text())["epochs"] if schedule.is_file() else epochs_for(seconds, budget)
+    out.mkdir(parents=True, exist_ok=True)
+    schedule.write_text(json.dumps({"epochs": epochs, "seconds_per_epoch": seconds_per_epoch}))
+    return train_command(name, flags, data_dir, out, epochs,
+                         f"--stop_after_minutes {guard_minutes(seconds, budget):.1f} {resumable(out)}")
+
+
 def phase_timing(args, runs: Path) -> None:
     commands = {name: train_command(name, flags, args.data_dir, runs / "timing" / name, MAX_EPOCHS,
                                     f"--stop_after_epochs 2 --max_train_samples {args.timing_samples}")
@@ -155,15 +168,8 @@ def phase_teachers(args, runs: Path) -> None:
     commands = {}
     for name, flags in TEACHERS.items():
         out = runs / name
-        if (out / "eval_results.json").is_file():
-            continue
-        epochs = json.loads((out / "schedule.json").read_text())["epochs"] if (out / "schedule.json").is_file() \
-            else epochs_for(timing.get(name, FALLBACK_SECONDS_PER_EPOCH), budget)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "schedule.json").write_text(json.dumps({"epochs": epochs, "seconds_per_epoch": timing.get(name)}))
-        guard = guard_minutes(timing.get(name, FALLBACK_SECONDS_PER_EPOCH), budget)
-        commands[name] = train_command(name, flags, args.data_dir, out, epochs,
-                                       f"--stop_after_minutes {guard:.1f} {resumable(out)}")
+        if not (out / "eval_results.json").is_file():
+            commands[name] = scheduled_command(name, flags, args.data_dir, out, timing.get(name), budget)
     for name in ZOO_ON_GPU:
         out = runs / "zoo" / name
         if (out / "eval_results.json").is_file():
@@ -193,13 +199,8 @@ def phase_student(args, runs: Path) -> None:
     out = runs / STUDENT_NAME
     commands = {}
     if not (out / "eval_results.json").is_file():
-        epochs = json.loads((out / "schedule.json").read_text())["epochs"] if (out / "schedule.json").is_file() \
-            else epochs_for(timing.get(STUDENT_NAME, FALLBACK_SECONDS_PER_EPOCH), budget)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "schedule.json").write_text(json.dumps({"epochs": epochs, "seconds_per_epoch": timing.get(STUDENT_NAME)}))
-        guard = guard_minutes(timing.get(STUDENT_NAME, FALLBACK_SECONDS_PER_EPOCH), budget)
-        commands[STUDENT_NAME] = train_command(STUDENT_NAME, f"{STUDENT} --teacher_model {teacher}", args.data_dir,
-                                               out, epochs, f"--stop_after_minutes {guard:.1f} {resumable(out)}")
+        commands[STUDENT_NAME] = scheduled_command(STUDENT_NAME, f"{STUDENT} --teacher_model {teacher}",
+                                                   args.data_dir, out, timing.get(STUDENT_NAME), budget)
     for name in ZOO_ON_GPU:  # zoo runs the teacher phase could not finish
         zoo_out = runs / "zoo" / name
         if not (zoo_out / "eval_results.json").is_file():
