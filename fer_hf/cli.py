@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "every member with a non-zero weight (members at weight 0 are left out and listed), "
                     "evaluate it on the selection and the reported split (no TTA, flip, ten-crop) and write a "
                     "released folder with its model card.")
-    ensemble.add_argument("--members", nargs="+", required=True, help="Trained fer_hf model folders (or Hub ids).")
+    ensemble.add_argument("--members", nargs="+", required=True, help="Trained fer_hf model folders (or Hub ids). A released fer_ensemble "
+                               "adds each of its members as a candidate (refit an ensemble with new candidates).")
     ensemble.add_argument("--dataset", default="fer2013", choices=["fer2013", "ferplus", "sfew"],
                           help="Corpus: fer2013 (fit on PublicTest, report PrivateTest), ferplus (FER2013Valid / "
                                "FER2013Test, majority vote) or sfew (held-out SFEW Train movies, as "
@@ -221,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
                                "for weights chosen before looking at any split, e.g. uniform when the selection "
                                "split is too small to fit on.")
     ensemble.add_argument("--member_names", nargs="+", default=None,
-                          help="One name per member for the config, the card and the app (default: folder names).")
+                          help="One name per member for the config, the card and the app (default: folder names; "
+                               "an ensemble's members keep their names).")
     ensemble.add_argument("--weights_dtype", default="float32", choices=["float32", "float16"],
                           help="Store the weights in float16 (half the size, loaded as float32); they are rounded "
                                "before the evaluation, so the reported numbers are of the stored weights.")

@@ -194,8 +194,13 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     weights chosen before looking at any split, e.g. uniform weights for members trained the same way
     when the selection split is too small to fit on (SFEW: 100 images).
 
+    ``member_paths``: trained fer_hf model folders or Hub ids. A released ``fer_ensemble`` among them
+    contributes each of its members as a candidate of its own (with its member name and processor:
+    `FerEnsembleForImageClassification.member_models`), so an ensemble can be refitted with new candidates
+    when the members' training folders are gone.
+
     ``member_names``: one name per member for the config, the card and the app (default: each member's folder
-    name, e.g. ``runs/ablation/crp`` -> ``crp``).
+    name, e.g. ``runs/ablation/crp`` -> ``crp``; a released ensemble's members keep their names).
 
     ``weights_dtype="float16"`` stores the weights in float16 (half the size; loaded as float32): they are
     rounded before the ensemble is evaluated, so every number in the results is of the stored weights.
@@ -229,17 +234,28 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
 
     if weights is not None:
         weights = [float(w) for w in weights]
-        if len(weights) != len(member_paths) or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"weights must be {len(member_paths)} non-negative numbers (one per member) with a "
-                             f"positive sum, got {weights}")
+        if not weights or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights must be non-negative numbers (one per member) with a positive sum, "
+                             f"got {weights}")
         weights = [w / sum(weights) for w in weights]
-    names = list(member_names) if member_names else [Path(str(path).rstrip("/")).name for path in member_paths]
-    if len(names) != len(member_paths) or len(set(names)) != len(names):
-        raise ValueError(f"member_names must be {len(member_paths)} distinct names (one per member), got {names}")
+    models, processors, default_names = [], [], []
+    for path in member_paths:
+        model = load_fer_model(path)
+        if isinstance(model, FerEnsembleForImageClassification):  # a released ensemble: its members are candidates
+            for name, member, processor in model.member_models():
+                models.append(member), processors.append(processor), default_names.append(name)
+        else:
+            models.append(model), processors.append(AutoImageProcessor.from_pretrained(path))
+            default_names.append(Path(str(path).rstrip("/")).name)
+    if weights is not None and len(weights) != len(models):
+        raise ValueError(f"weights must be {len(models)} numbers (one per member, an ensemble's members "
+                         f"counted one by one), got {len(weights)}")
+    names = list(member_names) if member_names else default_names
+    if len(names) != len(models) or len(set(names)) != len(names):
+        raise ValueError(f"member_names must be {len(models)} distinct names (one per member, an ensemble's "
+                         f"members counted one by one), got {names}")
     output = Path(output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    models = [load_fer_model(path) for path in member_paths]
-    processors = [AutoImageProcessor.from_pretrained(path) for path in member_paths]
     splits = ensemble_splits(dataset, data_dir, validation_fraction, seed)
     for split in ("validation", "test"):
         splits[split] = random_subset(splits[split], max_eval_samples, seed=0)

@@ -367,3 +367,45 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir
                        weights=[0.5, 0.5])
     with pytest.raises(ValueError, match="cross-validation only"):
         ensemble_splits("ckplus", DATA / "ckplus")
+
+
+def test_build_ensemble_takes_a_released_ensembles_members_as_candidates(tmp_path, private_test_faces,
+                                                                       surprised_model_dir):
+    """`fer-hf ensemble --members model_cards/fer-ensemble other-model`: the released ensemble's four members
+    become four candidates of their own (their names and processors kept), beside the new one; with the
+    released weights (and 0 for the new candidate) the rebuilt ensemble predicts what the release predicts
+    on real PrivateTest faces (a fixed random 100), and each member alone is the release's member output."""
+    from fer_hf.data import dataset_to_uint8
+    from fer_hf.ensembling import build_ensemble, ensemble_splits, predict_probabilities
+    from fer_hf.evaluation import random_subset
+
+    released_dir = REPO / "model_cards" / "fer-ensemble"
+    released = AutoModelForImageClassification.from_pretrained(released_dir).eval()
+    released_names = [member["name"] for member in released.config.members]
+    released_weights = list(released.config.member_weights)
+    # member_models: standalone copies that give the release's member outputs on their own processors' inputs
+    images, _ = private_test_faces
+    faces = [Image.fromarray(face[0].numpy()) for face in images[:16]]
+    ensemble_processor = AutoImageProcessor.from_pretrained(released_dir)
+    with torch.no_grad():
+        member_logits = released(**ensemble_processor(faces, return_tensors="pt"),
+                                 output_member_logits=True).member_logits
+        rows = released.member_models()
+        assert [name for name, _, _ in rows] == released_names
+        for index, (name, member, processor) in enumerate(rows):
+            assert member is not released.members[index] and not member.training
+            alone = member(**processor(faces, return_tensors="pt")).logits
+            assert torch.allclose(alone, member_logits[:, index], atol=1e-4), name
+
+    results = build_ensemble([str(released_dir), str(surprised_model_dir)], str(FER2013_ZIP),
+                             tmp_path / "rebuilt", weights=released_weights + [0.0], max_eval_samples=100)
+    assert [m["name"] for m in results["members"]] == released_names
+    assert [m["name"] for m in results["left_out_members"]] == ["surprised"]
+    assert results["member_weights"] == pytest.approx(released_weights)
+    test = random_subset(ensemble_splits("fer2013", FER2013_ZIP)["test"], 100, seed=0)
+    test_images, test_labels = dataset_to_uint8(test, ensemble_processor)
+    predictions = predict_probabilities(released, ensemble_processor, test_images).argmax(-1)
+    assert results["test"]["accuracy"] == (predictions == test_labels).double().mean().item()
+    with pytest.raises(ValueError, match="5 numbers"):  # 4 members of the ensemble + 1 model
+        build_ensemble([str(released_dir), str(surprised_model_dir)], str(FER2013_ZIP), tmp_path / "bad",
+                       weights=[1, 1], max_eval_samples=20)
