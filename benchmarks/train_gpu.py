@@ -137,6 +137,14 @@ def scheduled_command(name: str, flags: str, data_dir: str, out: Path, seconds_p
                          f"--stop_after_minutes {guard_minutes(seconds, budget):.1f} {resumable(out)}")
 
 
+def zoo_command(name: str, data_dir: str, out: Path, seconds_per_epoch, budget: float) -> list:
+    """The command of a zoo row on the GPU: its flags and epochs as on the CPU (`ZOO_RUNS`), stopped by
+    `guard_minutes` of the budget left, resumed if it has a checkpoint (both phases run the unfinished ones)."""
+    flags, epochs = ZOO_RUNS[name]
+    guard = guard_minutes(seconds_per_epoch or FALLBACK_SECONDS_PER_EPOCH, budget)
+    return train_command(name, flags, data_dir, out, epochs, f"--stop_after_minutes {guard:.1f} {resumable(out)}")
+
+
 def phase_timing(args, runs: Path) -> None:
     commands = {name: train_command(name, flags, args.data_dir, runs / "timing" / name, MAX_EPOCHS,
                                     f"--stop_after_epochs 2 --max_train_samples {args.timing_samples}")
@@ -172,12 +180,8 @@ def phase_teachers(args, runs: Path) -> None:
             commands[name] = scheduled_command(name, flags, args.data_dir, out, timing.get(name), budget)
     for name in ZOO_ON_GPU:
         out = runs / "zoo" / name
-        if (out / "eval_results.json").is_file():
-            continue
-        flags, epochs = ZOO_RUNS[name]
-        guard = guard_minutes(timing.get(name, FALLBACK_SECONDS_PER_EPOCH), budget)
-        commands[name] = train_command(name, flags, args.data_dir, out, epochs,
-                                       f"--stop_after_minutes {guard:.1f} {resumable(out)}")
+        if not (out / "eval_results.json").is_file():
+            commands[name] = zoo_command(name, args.data_dir, out, timing.get(name), budget)
     started = time.time()
     wait(launch(commands, runs / "logs" / "teachers"), started)
 
@@ -204,9 +208,7 @@ def phase_student(args, runs: Path) -> None:
     for name in ZOO_ON_GPU:  # zoo runs the teacher phase could not finish
         zoo_out = runs / "zoo" / name
         if not (zoo_out / "eval_results.json").is_file():
-            flags, epochs = ZOO_RUNS[name]
-            commands[name] = train_command(name, flags, args.data_dir, zoo_out, epochs,
-                                           f"--stop_after_minutes {max(1.0, budget / 60 - 2):.1f} {resumable(zoo_out)}")
+            commands[name] = zoo_command(name, args.data_dir, zoo_out, timing.get(name), budget)
     wait(launch(commands, runs / "logs" / "student"), time.time())
 
 

@@ -93,3 +93,22 @@ def test_schedules_fit_the_budget_and_end_before_their_guard():
         assert planned > 0.7 * (budget - train_gpu.OVERHEAD_SECONDS)  # most of the budget is used
     assert train_gpu.epochs_for(0.01, 600) == train_gpu.MAX_EPOCHS
     assert train_gpu.epochs_for(100.0, 60) == 5  # never fewer than 5 epochs
+
+
+def test_zoo_runs_on_the_gpu_keep_their_cpu_recipe_and_share_the_guard(tmp_path):
+    """Both phases build a zoo row's command alike: the CPU recipe and epochs of benchmarks/train_zoo.py, the
+    `guard_minutes` of the budget left (the student phase once gave them "budget - 2 min", which outlasts the
+    budget for a slow row), and a resume once the run has a checkpoint."""
+    flags, epochs = train_gpu.ZOO_RUNS["cnn-lstm"]
+    out = tmp_path / "zoo" / "cnn-lstm"
+    command = train_gpu.zoo_command("cnn-lstm", "data.zip", out, 30.1, 452)
+    joined = " ".join(command)
+    assert flags in joined and f"--num_train_epochs {epochs} " in joined and train_gpu.COMMON in joined
+    guard = float(command[command.index("--stop_after_minutes") + 1])
+    assert guard == pytest.approx(train_gpu.guard_minutes(30.1, 452), abs=0.05)
+    assert "--resume_from_checkpoint" not in command
+    (out / "checkpoints" / "epoch_3").mkdir(parents=True)
+    resumed = train_gpu.zoo_command("cnn-lstm", "data.zip", out, None, 452)  # no timing: the fallback speed
+    assert resumed[resumed.index("--resume_from_checkpoint") + 1] == "latest"
+    assert float(resumed[resumed.index("--stop_after_minutes") + 1]) == pytest.approx(
+        train_gpu.guard_minutes(train_gpu.FALLBACK_SECONDS_PER_EPOCH, 452), abs=0.05)
