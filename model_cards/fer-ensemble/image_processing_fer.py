@@ -448,6 +448,16 @@ class FerImageProcessor(BaseImageProcessor):
         self.image_std = list(image_std) if image_std is not None else [0.25] * num_channels
 
     # -- step 1-3: any image -> uint8 (H, W, C) ------------------------------------------------------
+    def decode_settings(self) -> tuple:
+        """The settings `convert_and_resize` reads, with their defaults filled in: two processors with equal
+        ``decode_settings()`` turn every image into the same uint8 array (a saved config that predates
+        ``do_grayscale`` decodes like one with ``do_grayscale=True``), so decoded faces can be shared between
+        them (`fer_hf.ensembling.build_ensemble`). Keep in step with `convert_and_resize`."""
+        grayscale = bool(getattr(self, "do_grayscale", True)) if self.num_channels == 3 else None
+        size = (self.size["height"], self.size["width"]) if self.do_resize else None
+        return (self.num_channels, grayscale, bool(self.do_resize), size,
+                int(self.resample) if self.do_resize else None)
+
     def convert_and_resize(self, image) -> np.ndarray:
         """Any supported image -> uint8 array (height, width, num_channels) in 0..255 (steps 1-3).
 
