@@ -232,12 +232,6 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     from .models.ensemble import FerEnsembleForImageClassification
     from .profiling import count_parameters, gflops_per_face
 
-    if weights is not None:
-        weights = [float(w) for w in weights]
-        if not weights or min(weights) < 0 or sum(weights) <= 0:
-            raise ValueError(f"weights must be non-negative numbers (one per member) with a positive sum, "
-                             f"got {weights}")
-        weights = [w / sum(weights) for w in weights]
     models, processors, default_names = [], [], []
     for path in member_paths:
         model = load_fer_model(path)
@@ -247,9 +241,12 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         else:
             models.append(model), processors.append(AutoImageProcessor.from_pretrained(path))
             default_names.append(Path(str(path).rstrip("/")).name)
-    if weights is not None and len(weights) != len(models):
-        raise ValueError(f"weights must be {len(models)} numbers (one per member, an ensemble's members "
-                         f"counted one by one), got {len(weights)}")
+    if weights is not None:
+        weights = [float(w) for w in weights]
+        if len(weights) != len(models) or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError(f"weights must be {len(models)} numbers (one per member, an ensemble's members "
+                             f"counted one by one), non-negative with a positive sum, got {weights}")
+        weights = [w / sum(weights) for w in weights]
     names = list(member_names) if member_names else default_names
     if len(names) != len(models) or len(set(names)) != len(names):
         raise ValueError(f"member_names must be {len(models)} distinct names (one per member, an ensemble's "
