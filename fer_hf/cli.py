@@ -28,10 +28,13 @@ def _ensemble(args) -> int:
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
                              criterion=args.weight_criterion, dataset=args.dataset, weights=args.weights,
                              validation_fraction=args.validation_fraction, seed=args.seed,
-                             weights_dtype=args.weights_dtype, member_names=args.member_names, device=args.device)
+                             weights_dtype=args.weights_dtype, member_names=args.member_names, device=args.device,
+                             max_megabytes=args.max_megabytes)
     summary = {"protocol": results["protocol"], "members": [m["name"] for m in results["members"]],
                "member_weights": results["member_weights"],
-               "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]],
+               "left_out_members (weight 0)": [m["name"] for m in results["left_out_members"]
+                                               if m.get("left_out_because") != "size"],
+               "dropped_for_size": results["dropped_for_size"],
                "selection_accuracy (validation)": results["validation"]["accuracy"],
                "reported_accuracy (test)": results["test"]["accuracy"],
                "reported_accuracy_flip_tta": results["test_flip_tta"]["accuracy"]}
@@ -227,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--weights_dtype", default="float32", choices=["float32", "float16"],
                           help="Store the weights in float16 (half the size, loaded as float32); they are rounded "
                                "before the evaluation, so the reported numbers are of the stored weights.")
+    ensemble.add_argument("--max_megabytes", type=float, default=None,
+                          help="Size rule for model.safetensors (MB = 10^6 bytes): while the kept members' file "
+                               "would be larger, drop the kept member with the smallest weight and fit again "
+                               "(e.g. 24.1 to stay under a 25 MB limit on committed files). Default: no limit.")
     ensemble.add_argument("--device", default="cpu",
                           help="Where the members and the ensemble run for the fit and the evaluation: cpu (default) "
                                "or cuda.")

@@ -177,11 +177,26 @@ def store_safetensors_as_float16(folder) -> None:
                   metadata={"format": "pt"})
 
 
+def safetensors_megabytes(model, weights_dtype: str = "float32") -> float:
+    """Size in MB (10^6 bytes) of ``model.safetensors`` as `build_ensemble` writes it for ``model``: every
+    tensor of the state dict (floating-point ones in ``weights_dtype``) serialised in memory by safetensors
+    with the header ``save_pretrained`` writes, so the number is the file's size, not an estimate from the
+    parameter count. Raises ValueError for an unknown ``weights_dtype``."""
+    from safetensors.torch import save
+
+    if weights_dtype not in ("float32", "float16"):
+        raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
+    dtype = torch.float16 if weights_dtype == "float16" else torch.float32
+    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    return len(save(tensors, metadata={"format": "pt"})) / 1e6
+
+
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
                    criterion: str = "nll", dataset: str = "fer2013", weights: Optional[list] = None,
                    validation_fraction: float = 0.1, seed: int = 42, weights_dtype: str = "float32",
-                   member_names: Optional[list] = None, device: str = "cpu") -> dict:
+                   member_names: Optional[list] = None, device: str = "cpu",
+                   max_megabytes: Optional[float] = None) -> dict:
     """Fit member weights on the selection split of ``dataset`` (`ensemble_splits`: FER2013 PublicTest by
     default) or take fixed ``weights``, build the `FerEnsembleForImageClassification` from the members with a
     non-zero weight (the others are listed in ``left_out_members`` of the results), evaluate it on the
@@ -208,6 +223,14 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     ``device``: where the members and the ensemble run for the fit and the evaluation (``"cuda"`` on a GPU
     machine; the released folder is the same, its numbers may differ from a CPU run by rounding).
 
+    ``max_megabytes``: a size rule for the written ``model.safetensors`` (MB = 10^6 bytes, measured with
+    `safetensors_megabytes`; e.g. 24.1 to stay under a 25 MB limit on committed files): while the kept
+    members' file would be larger, the kept member with the smallest weight (on a tie, the later candidate)
+    is dropped and the weights are fitted again on the remaining candidates. The dropped members are listed
+    in ``left_out_members`` with ``"left_out_because": "size"`` and in ``dropped_for_size`` (the weight each
+    had, the size of the fit that dropped it). With fixed ``weights`` nothing is refitted: an ensemble over
+    the limit raises ValueError.
+
     ``max_eval_samples`` (for tests, not FER2013 results): fit and evaluate on a fixed random subset
     (seed 0, `fer_hf.evaluation.random_subset`, as ``fer-hf evaluate --max_samples``) of this many
     PublicTest and of this many PrivateTest images, not the first ones: the FER2013 image folders are
@@ -217,7 +240,8 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
     Raises:
         ValueError: for a member that is not a fer_hf model, a label-set mismatch, a corpus without a fixed
             selection split, or ``weights`` of the wrong length, negative or all zero, or an unknown
-            ``weights_dtype``, or ``member_names`` of the wrong length or with repeats.
+            ``weights_dtype``, or ``member_names`` of the wrong length or with repeats, or an ensemble that
+            cannot meet ``max_megabytes`` (fixed weights over it, or a single member over it).
     """
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
@@ -279,14 +303,37 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
         member_results.append(row)
         model.cpu()
     fitted = weights is None
-    if fitted:
-        weights, _ = fit_member_weights(torch.stack(member_val_probs), val_labels, step, criterion)
-    # a member the fit gave weight 0 changes no output: it is left out of the released model (smaller, faster)
-    kept = [i for i, weight in enumerate(weights) if weight > 0]
-    for row, weight in zip(member_results, weights):
+    candidates = list(range(len(models)))  # fitted again without a member the size rule drops
+    dropped_for_size = []
+    while True:
+        if fitted:
+            fit, _ = fit_member_weights(torch.stack([member_val_probs[i] for i in candidates]), val_labels, step,
+                                        criterion)
+            weights = [0.0] * len(models)
+            for i, weight in zip(candidates, fit):
+                weights[i] = float(weight)
+        # a member the fit gave weight 0 changes no output: it is left out of the released model (smaller, faster)
+        kept = [i for i in candidates if weights[i] > 0]
+        ensemble = FerEnsembleForImageClassification.from_members(
+            [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept],
+            [weights[i] for i in kept])
+        if max_megabytes is None:
+            break
+        megabytes = safetensors_megabytes(ensemble, weights_dtype)
+        if megabytes <= max_megabytes:
+            break
+        if not fitted or len(kept) == 1:
+            raise ValueError(f"The ensemble of {[names[i] for i in kept]} stores {megabytes:.2f} MB in "
+                             f"{weights_dtype}, over max_megabytes={max_megabytes}"
+                             + ("" if fitted else " (fixed --weights are not refitted; give fewer members)"))
+        smallest = min(kept, key=lambda i: (weights[i], -i))
+        dropped_for_size.append({"name": names[smallest], "weight": weights[smallest],
+                                 "ensemble_megabytes": round(megabytes, 3)})
+        candidates.remove(smallest)
+    for i, (row, weight) in enumerate(zip(member_results, weights)):
         row["weight"] = weight
-    ensemble = FerEnsembleForImageClassification.from_members(
-        [models[i] for i in kept], [processors[i] for i in kept], [names[i] for i in kept], [weights[i] for i in kept])
+        if weight == 0:
+            row["left_out_because"] = "size" if i not in candidates else "weight 0"
     if weights_dtype == "float16":
         round_to_float16_(ensemble)
     processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
@@ -299,6 +346,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
                "member_weights": [weights[i] for i in kept],
                "left_out_members": [row for row in member_results if row["weight"] == 0],
                "weight_grid_step": step if fitted else None, "weight_criterion": criterion if fitted else None,
+               "max_megabytes": max_megabytes, "dropped_for_size": dropped_for_size,
                "num_parameters": count_parameters(ensemble),
                "gflops_per_face": round(gflops_per_face(ensemble), 4),
                "command": command or "python -m fer_hf ensemble " + " ".join(shlex.quote(a) for a in sys.argv[1:]),

@@ -382,15 +382,29 @@ def _distillation(results: dict, args: dict, data: dict) -> str:
 
 
 def _left_out_members(results: dict) -> str:
-    left_out = results.get("left_out_members") or []
-    if not left_out:
-        return ""
     data = _corpus(results.get("dataset"))
-    names = ", ".join(f"`{m['name']}` ({data['validation']} {m['validation']['accuracy'] * 100:.2f}%, "
-                      f"{data['test']} {m['test']['accuracy'] * 100:.2f}%)" for m in left_out)
-    reason = (f"the fit on {data['validation']} gave them" if results.get("weights_fitted", True)
-              else "the command gave them")
-    return f"\nAlso tried, and left out because {reason} weight 0: {names}.\n"
+
+    def listed(members):
+        return ", ".join(f"`{m['name']}` ({data['validation']} {m['validation']['accuracy'] * 100:.2f}%, "
+                         f"{data['test']} {m['test']['accuracy'] * 100:.2f}%)" for m in members)
+
+    left_out = results.get("left_out_members") or []
+    zero = [m for m in left_out if m.get("left_out_because") != "size"]
+    text = ""
+    if zero:
+        reason = (f"the fit on {data['validation']} gave them" if results.get("weights_fitted", True)
+                  else "the command gave them")
+        text += f"\nAlso tried, and left out because {reason} weight 0: {listed(zero)}.\n"
+    dropped = results.get("dropped_for_size") or []
+    if dropped:
+        steps = "; ".join(f"`{d['name']}` (weight {d['weight']:.2f} in a {d['ensemble_megabytes']:.1f} MB fit)"
+                          for d in dropped)
+        by_name = {m["name"]: m for m in left_out}
+        text += (f"\nLeft out by the size rule (`--max_megabytes {results['max_megabytes']:g}`: while the file was "
+                 f"larger, the kept member with the smallest weight was dropped and the weights fitted again on "
+                 f"{data['validation']}): {steps}. Alone they scored "
+                 f"{listed([by_name[d['name']] for d in dropped if d['name'] in by_name])}.\n")
+    return text
 
 
 def write_ensemble_card(output_dir, results: dict, model_name: str) -> Path:
