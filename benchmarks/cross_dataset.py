@@ -6,15 +6,21 @@ Each cell is `fer_hf.evaluation.evaluate_model` (the `fer-hf evaluate` report, n
 under ``model_cards/`` as released (no fine-tuning on the corpus: cross-dataset where the model was not
 trained on it). Labels are matched by name: images of classes a model does not have (contempt for the
 7-class models) are left out and counted; a model's classes that a corpus lacks (neutral on CK+48) are
-removed from its argmax. Writes ``benchmarks/CROSS_DATASET.md`` and ``benchmarks/cross_dataset.json`` with
-the command, and each full report under ``--reports_dir``.
+removed from its argmax. Writes ``benchmarks/CROSS_DATASET.md`` and ``benchmarks/cross_dataset.json``, each
+cell with the command and the date that measured it, and each full report under ``--reports_dir``.
+
+``--models`` / ``--corpora`` measure only those rows / columns (e.g. a model released again): every other
+cell of the existing ``--json`` is kept as it was, with its own command and date; rows of models no longer
+under ``model_cards/`` are dropped.
 
     python benchmarks/cross_dataset.py --data ../shared/data
+    python benchmarks/cross_dataset.py --data ../shared/data --models fer-ensemble
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shlex
 import sys
@@ -33,46 +39,98 @@ CORPORA = {
 }
 
 
-def main():
+def load_table(path) -> dict:
+    """The ``table`` of an existing cross_dataset.json ({} when there is none), every cell with its
+    ``command`` (files written before cells carried one: the file's command) and ``date`` (None if unknown)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    doc = json.loads(path.read_text())
+    table = doc.get("table", {})
+    for row in table.values():
+        for cell in row.values():
+            cell.setdefault("command", doc.get("command"))
+            cell.setdefault("date", None)
+    return table
+
+
+def render_markdown(table: dict) -> str:
+    """CROSS_DATASET.md for ``table`` (model -> column -> cell): the accuracy table (a cell never measured:
+    "not measured"), then the commands that measured the cells, with their rows and dates."""
+    lines = ["| model | " + " | ".join(CORPORA) + " |", "| --- |" + " --- |" * len(CORPORA)]
+    provenance = {}
+    for model in sorted(table):
+        row = table[model]
+        cells = []
+        for column in CORPORA:
+            cell = row.get(column)
+            if cell is None:
+                cells.append("not measured")
+                continue
+            cells.append(f"{cell['accuracy'] * 100:.2f}% (F1 {cell['macro_f1']:.3f})")
+            provenance.setdefault((cell["command"], cell["date"] or "date not recorded"), {}).setdefault(
+                model, []).append(column)
+        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
+    measured = []
+    for (command, date), rows in provenance.items():
+        what = "; ".join(f"`{model}`" + ("" if len(columns) == len(CORPORA) else " (" + ", ".join(columns) + ")")
+                         for model, columns in rows.items())
+        measured.append(f"- `{command}` ({date}): {what}")
+    return f"""# Cross-dataset accuracy of the released models
+
+Accuracy (macro-F1) of each released model as it is, no TTA; labels matched by name (images of classes a
+model lacks are left out, a model's classes that a corpus lacks are removed from its argmax; counts in
+`cross_dataset.json` and each report). Where a model was trained on a corpus, its column is that corpus's
+own test protocol; elsewhere it is cross-dataset.
+
+{chr(10).join(lines)}
+
+Measured by (`benchmarks/cross_dataset.py`; each cell's command and date are also in `cross_dataset.json`):
+
+{chr(10).join(measured)}
+"""
+
+
+def main(argv=None) -> dict:
     from fer_hf.evaluation import evaluate_model
     from fer_hf.recognizer import available_models
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="The shared data folder.")
-    parser.add_argument("--models", nargs="+", default=None, help="Released model names (default: all).")
+    parser.add_argument("--models", nargs="+", default=None,
+                        help="Released model names to measure (default: all); the other rows are kept.")
+    parser.add_argument("--corpora", nargs="+", default=None, choices=list(CORPORA),
+                        help="Columns to measure (default: all); the other cells are kept.")
     parser.add_argument("--reports_dir", default="runs/cross_dataset")
     parser.add_argument("--output", default=str(REPO / "benchmarks" / "CROSS_DATASET.md"))
-    args = parser.parse_args()
-    command = "python benchmarks/cross_dataset.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    models = args.models or available_models()
-    table = {}
-    for model in models:
-        for column, (dataset, path, split) in CORPORA.items():
+    parser.add_argument("--json", default=str(REPO / "benchmarks" / "cross_dataset.json"),
+                        help="The table, read first (its cells that are not measured again are kept) and rewritten.")
+    args = parser.parse_args(argv)
+    command = "python benchmarks/cross_dataset.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    released = available_models()
+    unknown = sorted(set(args.models or []) - set(released))
+    if unknown:
+        parser.error(f"not released under model_cards/: {unknown} (released: {released})")
+    table = {model: row for model, row in load_table(args.json).items() if model in released}
+    today = datetime.date.today().isoformat()
+    for model in args.models or released:
+        for column in args.corpora or CORPORA:
+            dataset, path, split = CORPORA[column]
             out = Path(args.reports_dir) / model / dataset
             report = evaluate_model(str(REPO / "model_cards" / model), dataset, str(Path(args.data) / path),
                                     split=split, output_dir=str(out), calibration_split="none", command=command)
             table.setdefault(model, {})[column] = {
                 "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                 "num_images": report["num_images"], "images_left_out": report["label_mapping"]["images_left_out"],
-                "report": str(out / "metrics.json")}
+                "report": str(out / "metrics.json"), "command": command, "date": today}
             print(model, column, f"{report['accuracy']:.4f}", flush=True)
-    (REPO / "benchmarks" / "cross_dataset.json").write_text(json.dumps({"command": command, "table": table}, indent=1))
-    header = "| model | " + " | ".join(CORPORA) + " |"
-    lines = [header, "| --- |" + " --- |" * len(CORPORA)]
-    for model, row in table.items():
-        cells = [f"{row[c]['accuracy'] * 100:.2f}% (F1 {row[c]['macro_f1']:.3f})" for c in CORPORA]
-        lines.append(f"| `{model}` | " + " | ".join(cells) + " |")
-    text = f"""# Cross-dataset accuracy of the released models
-
-Written by `{command}`. Accuracy (macro-F1) of each released model as it is, no TTA; labels matched by
-name (images of classes a model lacks are left out, a model's classes that a corpus lacks are removed from
-its argmax; counts in `cross_dataset.json` and each report). Where a model was trained on a corpus, its
-column is that corpus's own test protocol; elsewhere it is cross-dataset.
-
-{chr(10).join(lines)}
-"""
+    table = {model: {c: table[model][c] for c in CORPORA if c in table[model]} for model in sorted(table)}
+    Path(args.json).write_text(json.dumps({"table": table}, indent=1))
+    text = render_markdown(table)
     Path(args.output).write_text(text)
     print(text)
+    return table
 
 
 if __name__ == "__main__":
