@@ -17,9 +17,10 @@ from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 #: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo. The
-#: distilled VGG-style student: the most accurate released model that keeps the webcam path above 30 frames/s
-#: on a 2-core CPU (the ensemble it learned from runs it at 17-29, benchmarks/LIVE_PATH_FER_ENSEMBLE.md).
-DEFAULT_MODEL_NAME = "fer-vgg-distilled"
+#: distilled VGG-style student (44-352 channels, 0.447 GFLOPs): the most accurate released single model, and it
+#: keeps the webcam path above 30 frames/s on a 2-core CPU (44-45 at the tab's defaults,
+#: benchmarks/LIVE_PATH_FER_VGG_44_DISTILLED_FT.md; the ensemble runs it at 20-25, LIVE_PATH_FER_ENSEMBLE.md).
+DEFAULT_MODEL_NAME = "fer-vgg-44-distilled-ft"
 DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
 #: Classifier backends of `FaceExpressionRecognizer.from_pretrained`.
 BACKENDS = ("torch", "onnx")
