@@ -74,13 +74,17 @@ def test_mirror_and_downscale(default_recognizer, group):
 
 def test_smoothing_averages_per_track(default_recognizer):
     default_recognizer.set_options(detector="mtcnn", min_face_size=20)
-    from PIL import ImageDraw
 
     happy = Image.open(SAMPLES / "happy-baby.jpeg").convert("RGB")
-    # the same face with its lower half (the smile) covered: same place, other probabilities
+    # the same place with another expression: the sad baby's face pasted over the happy one (with a margin, so
+    # the detector frames the pasted face as it framed the first), so one track sees its probabilities change
     x, y, w, h = default_recognizer.predict(happy)[0]["box"]
+    sad_photo = Image.open(SAMPLES / "sad-baby.jpeg").convert("RGB")
+    sx, sy, sw, sh = default_recognizer.predict(sad_photo)[0]["box"]
+    mx, my = w // 4, h // 4
+    crop = sad_photo.crop((sx - sw // 4, sy - sh // 4, sx + sw + sw // 4, sy + sh + sh // 4))
     sad = happy.copy()
-    ImageDraw.Draw(sad).rectangle([x, y + h // 2, x + w, y + h], fill=(128, 128, 128))
+    sad.paste(crop.resize((w + 2 * mx, h + 2 * my)), (x - mx, y - my))
     raw = LiveFaceAnalyzer(default_recognizer, detect_every=1, max_side=480, bars=False)
     smooth = LiveFaceAnalyzer(default_recognizer, detect_every=1, max_side=480, smoothing=0.5, bars=False)
     p_happy = np.array(list(raw.process(happy)[1][0]["emotions"].values()))

@@ -357,6 +357,10 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir
         assert {stored.get_slice(k).get_dtype() for k in stored.keys()} <= {"F16", "I64"}
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "ensemble")
     assert reloaded.dtype == torch.float32
+    from fer_hf.ensembling import safetensors_megabytes  # measures the float16 file exactly, from the model
+
+    assert safetensors_megabytes(reloaded, "float16") * 1e6 == (tmp_path / "ensemble" / "model.safetensors").stat().st_size
+    assert safetensors_megabytes(reloaded, "float32") > 1.9 * safetensors_megabytes(reloaded, "float16")
     processor = AutoImageProcessor.from_pretrained(tmp_path / "ensemble")
     images, labels = dataset_to_uint8(random_subset(splits["test"], 60, seed=0), processor)
     predictions = predict_probabilities(reloaded, processor, images).argmax(-1)
@@ -414,7 +418,7 @@ def test_build_ensemble_takes_a_released_ensembles_members_as_candidates(tmp_pat
 def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tmp_path, surprised_model_dir):
     """`fer-hf ensemble --max_megabytes`: on real PublicTest / PrivateTest faces (a fixed random 150 of each)
     the default model and the first release share the weight and the always-surprised copy gets 0. With a
-    limit that two members' float16 file exceeds and one member's meets, the member with the smaller weight
+    limit that two members' file exceeds and one member's meets, the member with the smaller weight
     is dropped, the weights are fitted again (the other member alone: weight 1), the written file is within
     the limit and measures what `safetensors_megabytes` said, and the card and results give both reasons a
     candidate was left out. Fixed weights over the limit are not refitted: they raise."""
@@ -422,8 +426,7 @@ def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tm
 
     first_release = REPO / "model_cards" / "fer-vgg-fer2013"
     members = [str(DEFAULT_MODEL_DIR), str(first_release), str(surprised_model_dir)]
-    free = build_ensemble(members, str(FER2013_ZIP), tmp_path / "free", max_eval_samples=150,
-                          weights_dtype="float16")
+    free = build_ensemble(members, str(FER2013_ZIP), tmp_path / "free", max_eval_samples=150)
     weights = {m["name"]: m["weight"] for m in free["members"]}
     assert set(weights) == {DEFAULT_MODEL_DIR.name, "fer-vgg-fer2013"}, free["member_weights"]
     free_megabytes = (tmp_path / "free" / "model.safetensors").stat().st_size / 1e6
@@ -431,7 +434,7 @@ def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tm
     smaller, larger = sorted(weights, key=weights.get)
 
     results = build_ensemble(members, str(FER2013_ZIP), tmp_path / "sized", max_eval_samples=150,
-                             weights_dtype="float16", max_megabytes=limit)
+                             max_megabytes=limit)
     assert [m["name"] for m in results["members"]] == [larger] and results["member_weights"] == [1.0]
     assert results["dropped_for_size"] == [{"name": smaller, "weight": weights[smaller],
                                             "ensemble_megabytes": round(free_megabytes, 3)}]
@@ -440,8 +443,8 @@ def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tm
     stored = tmp_path / "sized" / "model.safetensors"
     assert stored.stat().st_size / 1e6 <= limit
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "sized")
-    assert safetensors_megabytes(reloaded, "float16") * 1e6 == stored.stat().st_size
-    # the one-member ensemble predicts what that member does on its own
+    assert safetensors_megabytes(reloaded) * 1e6 == stored.stat().st_size
+    # the one-member ensemble (float32, as the member was evaluated) predicts what that member does on its own
     assert results["test"]["accuracy"] == results["members"][0]["test"]["accuracy"]
     card = (tmp_path / "sized" / "README.md").read_text()
     assert f"Left out by the size rule (`--max_megabytes {limit:g}`" in card and f"`{smaller}` (weight" in card
@@ -449,4 +452,4 @@ def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tm
 
     with pytest.raises(ValueError, match="not refitted"):
         build_ensemble(members[:2], str(FER2013_ZIP), tmp_path / "fixed", max_eval_samples=20,
-                       weights=[1, 1], weights_dtype="float16", max_megabytes=limit)
+                       weights=[1, 1], max_megabytes=limit)
