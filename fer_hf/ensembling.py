@@ -172,9 +172,17 @@ def store_safetensors_as_float16(folder) -> None:
     from safetensors.torch import load_file, save_file
 
     for path in sorted(Path(folder).glob("model*.safetensors")):
-        tensors = load_file(path)
-        save_file({k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}, path,
-                  metadata={"format": "pt"})
+        save_file(_as_stored(load_file(path), "float16"), path, metadata=_SAFETENSORS_METADATA)
+
+
+#: the metadata ``save_pretrained`` (and `store_safetensors_as_float16`) write into model.safetensors
+_SAFETENSORS_METADATA = {"format": "pt"}
+
+
+def _as_stored(tensors: dict, weights_dtype: str) -> dict:
+    """``tensors`` as `build_ensemble` stores them: floating-point ones in ``weights_dtype``, contiguous."""
+    dtype = torch.float16 if weights_dtype == "float16" else torch.float32
+    return {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in tensors.items()}
 
 
 def safetensors_megabytes(model, weights_dtype: str = "float32") -> float:
@@ -186,9 +194,7 @@ def safetensors_megabytes(model, weights_dtype: str = "float32") -> float:
 
     if weights_dtype not in ("float32", "float16"):
         raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
-    dtype = torch.float16 if weights_dtype == "float16" else torch.float32
-    tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    return len(save(tensors, metadata={"format": "pt"})) / 1e6
+    return len(save(_as_stored(model.state_dict(), weights_dtype), metadata=_SAFETENSORS_METADATA)) / 1e6
 
 
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,

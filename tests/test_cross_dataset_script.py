@@ -3,6 +3,7 @@ of the table with the command and date that measured it (a model released again 
 
 import importlib.util
 import json
+import shlex
 import shutil
 
 import pytest
@@ -34,8 +35,7 @@ def test_one_cell_is_measured_again_and_every_other_cell_is_kept(tmp_path):
     cell, old = after["fer-vgg-fer2013"]["JAFFE (all)"], before["fer-vgg-fer2013"]["JAFFE (all)"]
     assert cell["num_images"] == old["num_images"] == 213
     assert abs(cell["accuracy"] - old["accuracy"]) <= 1 / 213 + 1e-9
-    command = "python benchmarks/cross_dataset.py " + " ".join(
-        a if " " not in a else f"'{a}'" for a in argv)
+    command = "python benchmarks/cross_dataset.py " + " ".join(shlex.quote(a) for a in argv)
     assert cell["command"] == command and cell["date"] is not None
     assert (tmp_path / "reports" / "fer-vgg-fer2013" / "jaffe" / "metrics.json").is_file()
     for model, row in before.items():
