@@ -7,15 +7,20 @@ one forward on one face), CPU milliseconds per face at batch 1 and batch 64 (flo
 architecture's trained run (``RUNS_DIR/<name>/eval_results.json``, written by ``train_accelerate.py``)
 adds its PublicTest / PrivateTest accuracy, macro-F1 and training time.
 
-Writes ``benchmarks/MODEL_ZOO.md`` and ``benchmarks/model_zoo.json`` with the command that produced them.
-Run it on an otherwise idle machine: a concurrent training run distorts every timing.
+Writes ``benchmarks/MODEL_ZOO.md`` and ``benchmarks/model_zoo.json``, each row with the command, date and
+machine that measured it. ``--only`` measures those rows and keeps every other row of the existing
+``--json`` as it was; a measured row whose run is not under ``--runs_dir`` keeps the accuracy columns it had
+(they come from the training run in its ``train_command``). Run it on an otherwise idle machine: a
+concurrent training run distorts every timing.
 
     python benchmarks/model_zoo.py --runs_dir runs/zoo
+    python benchmarks/model_zoo.py --runs_dir runs/zoo --only fer-efficientnet-b0
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -62,43 +67,41 @@ def ms_per_face(model, batch: int, repeats: int, channels: int, size: int) -> fl
     return statistics.median(times) * 1000 / batch
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs_dir", default=None, help="Folder with one trained run per architecture name.")
-    parser.add_argument("--repeats", type=int, default=30, help="Timed runs per measurement (batch 1).")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
-    parser.add_argument("--only", nargs="+", default=None, help="Only these architecture names.")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "MODEL_ZOO.md"))
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    rows = []
-    for name, model_type, preset, claimed in ARCHITECTURES:
-        if args.only and name not in args.only:
-            continue
-        model = build_model(model_type, preset).eval()
-        config = model.config
-        row = {"name": name, "model_type": model_type, "preset": preset, "claimed": claimed,
-               "parameters": count_parameters(model), "gflops_per_face": round(gflops_per_face(model), 4),
-               "ms_per_face_batch1": round(ms_per_face(model, 1, args.repeats, config.num_channels, config.image_size), 3),
-               "ms_per_face_batch64": round(ms_per_face(model, 64, max(3, args.repeats // 5), config.num_channels,
-                                                        config.image_size), 3)}
-        results_file = Path(args.runs_dir) / name / "eval_results.json" if args.runs_dir else None
-        if results_file and results_file.is_file():
-            results = json.loads(results_file.read_text())
-            row.update({"public_test_accuracy": results["validation"]["accuracy"],
-                        "private_test_accuracy": results["test"]["accuracy"],
-                        "private_test_macro_f1": results["test"]["macro_f1"],
-                        "private_test_accuracy_flip_tta": results["test_flip_tta"]["accuracy"],
-                        "training_hours": results.get("training_hours"), "epochs": results.get("epochs_trained"),
-                        "hardware": results.get("hardware"), "train_command": results.get("command")})
-        rows.append(row)
-        print(json.dumps(row), flush=True)
-    command = "python benchmarks/model_zoo.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-              f"{torch.get_num_threads()} threads"
-    (REPO / "benchmarks" / "model_zoo.json").write_text(json.dumps({"command": command, "machine": machine,
-                                                                    "rows": rows}, indent=1))
+ACCURACY_KEYS = ("public_test_accuracy", "private_test_accuracy", "private_test_macro_f1",
+                 "private_test_accuracy_flip_tta", "training_hours", "epochs", "hardware", "train_command")
+
+
+def load_rows(path) -> dict:
+    """The rows of an existing model_zoo.json by name ({} when there is none), each with the ``command``,
+    ``machine`` and ``date`` that measured its cost (rows written before rows carried them: the file's
+    command and machine, date None)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    doc = json.loads(path.read_text())
+    rows = {}
+    for row in doc.get("rows", []):
+        row.setdefault("command", doc.get("command"))
+        row.setdefault("machine", doc.get("machine"))
+        row.setdefault("date", None)
+        rows[row["name"]] = row
+    return rows
+
+
+def accuracy_of_run(results_file: Path) -> dict:
+    """The accuracy columns of one training run's ``eval_results.json`` (written by train_accelerate.py)."""
+    results = json.loads(results_file.read_text())
+    return {"public_test_accuracy": results["validation"]["accuracy"],
+            "private_test_accuracy": results["test"]["accuracy"],
+            "private_test_macro_f1": results["test"]["macro_f1"],
+            "private_test_accuracy_flip_tta": results["test_flip_tta"]["accuracy"],
+            "training_hours": results.get("training_hours"), "epochs": results.get("epochs_trained"),
+            "hardware": results.get("hardware"), "train_command": results.get("command")}
+
+
+def render_markdown(rows: list) -> str:
+    """MODEL_ZOO.md for ``rows`` (in ARCHITECTURES order): the table, then the commands that measured the
+    cost columns, with their rows, dates and machines."""
 
     def pct(row, key):
         return f"{row[key] * 100:.2f}%" if key in row else "not trained yet"
@@ -107,6 +110,7 @@ def main():
              "CPU ms / face, batch 64 | PublicTest acc. | PrivateTest acc. | PrivateTest macro-F1 | "
              "PrivateTest acc., flip TTA | training | original system's claim |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    provenance = {}
     for row in rows:
         training = (f"{row['epochs']} epochs, {row['training_hours']:.2f} h" if row.get("training_hours") is not None
                     else "")
@@ -115,17 +119,73 @@ def main():
                      f"{row['gflops_per_face']:.3f} | {row['ms_per_face_batch1']:.2f} | {row['ms_per_face_batch64']:.3f} | "
                      f"{pct(row, 'public_test_accuracy')} | {pct(row, 'private_test_accuracy')} | {f1} | "
                      f"{pct(row, 'private_test_accuracy_flip_tta')} | {training} | {row['claimed']} |")
-    text = f"""# fer_hf model zoo: cost and accuracy
+        key = (row["command"], row["date"] or "date not recorded", row["machine"])
+        provenance.setdefault(key, []).append(row["name"])
+    measured = [f"- `{command}` ({date}; {machine}): " + ", ".join(names)
+                for (command, date, machine), names in provenance.items()]
+    return f"""# fer_hf model zoo: cost and accuracy
 
-Written by `{command}` on {machine}. Timings: float32, eval mode, median of repeated runs after
-warm-up. Accuracy (FER2013, checkpoint chosen on PublicTest, PrivateTest reported once, no TTA unless
-stated) comes from each architecture's training run under `--runs_dir`; the training commands are in
-`model_zoo.json` and in each run's `eval_results.json`.
+Timings: float32, eval mode, median of repeated runs after warm-up, on an otherwise idle machine. Accuracy
+(FER2013, checkpoint chosen on PublicTest, PrivateTest reported once, no TTA unless stated) comes from each
+architecture's training run (`benchmarks/train_zoo.py`); each row's training command is in
+`model_zoo.json` (`train_command`) and in its run's `eval_results.json`.
 
 {chr(10).join(lines)}
+
+Cost columns measured by (`benchmarks/model_zoo.py`; each row's command, date and machine are also in
+`model_zoo.json`):
+
+{chr(10).join(measured)}
 """
+
+
+def main(argv=None) -> list:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs_dir", default=None, help="Folder with one trained run per architecture name.")
+    parser.add_argument("--repeats", type=int, default=30, help="Timed runs per measurement (batch 1).")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument("--only", nargs="+", default=None, choices=[a[0] for a in ARCHITECTURES],
+                        help="Measure only these architectures; every other row of --json is kept as it was.")
+    parser.add_argument("--output", default=str(REPO / "benchmarks" / "MODEL_ZOO.md"))
+    parser.add_argument("--json", default=str(REPO / "benchmarks" / "model_zoo.json"),
+                        help="The table, read first (rows not measured again are kept) and rewritten.")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "python benchmarks/model_zoo.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
+              f"{torch.get_num_threads()} threads"
+    today = datetime.date.today().isoformat()
+    kept = load_rows(args.json)
+    rows = []
+    for name, model_type, preset, claimed in ARCHITECTURES:
+        if args.only and name not in args.only:
+            if name in kept:
+                rows.append(kept[name])
+            continue
+        model = build_model(model_type, preset).eval()
+        config = model.config
+        row = {"name": name, "model_type": model_type, "preset": preset, "claimed": claimed,
+               "parameters": count_parameters(model), "gflops_per_face": round(gflops_per_face(model), 4),
+               "ms_per_face_batch1": round(ms_per_face(model, 1, args.repeats, config.num_channels, config.image_size), 3),
+               "ms_per_face_batch64": round(ms_per_face(model, 64, max(3, args.repeats // 5), config.num_channels,
+                                                        config.image_size), 3),
+               "command": command, "date": today, "machine": machine}
+        results_file = Path(args.runs_dir) / name / "eval_results.json" if args.runs_dir else None
+        if results_file and results_file.is_file():
+            row.update(accuracy_of_run(results_file))
+        elif name in kept and "private_test_accuracy" in kept[name]:
+            # no run here (runs/ is not kept between machines): the earlier row's numbers still come from
+            # the training run named in its train_command
+            row.update({key: kept[name][key] for key in ACCURACY_KEYS if key in kept[name]})
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    Path(args.json).write_text(json.dumps({"rows": rows}, indent=1))
+    text = render_markdown(rows)
     Path(args.output).write_text(text)
     print(text)
+    return rows
 
 
 if __name__ == "__main__":
