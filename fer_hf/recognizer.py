@@ -18,8 +18,9 @@ from .tta import TTA_MODES, black_pixel_value, tta_log_probs
 MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent / "model_cards"
 #: The model fer_hf loads when none is named: trained by this project on FER2013, shipped in the repo. The
 #: distilled VGG-style student (44-352 channels, 0.447 GFLOPs): the most accurate released single model, and it
-#: keeps the webcam path above 30 frames/s on a 2-core CPU (44-45 at the tab's defaults,
-#: benchmarks/LIVE_PATH_FER_VGG_44_DISTILLED_FT.md; the ensemble runs it at 20-25, LIVE_PATH_FER_ENSEMBLE.md).
+#: keeps the webcam path above 30 frames/s on a 2-core CPU (44-62 at the tab's defaults with 1 or 2 threads,
+#: benchmarks/LIVE_PATH_FER_VGG_44_DISTILLED_FT.md and LIVE_PATH_DEFAULT_BESIDE_ENSEMBLE.md; the ensemble runs it
+#: at 29.1 with one thread, LIVE_PATH_FER_ENSEMBLE.md).
 DEFAULT_MODEL_NAME = "fer-vgg-44-distilled-ft"
 DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
 #: Classifier backends of `FaceExpressionRecognizer.from_pretrained`.
