@@ -70,6 +70,7 @@ from fer_hf.models import (
     parse_config_overrides,
 )
 from fer_hf.profiling import count_parameters, gflops_per_face
+from fer_hf.training import multicorpus
 from fer_hf.tta import TTA_MODES, black_pixel_value, tta_log_probs
 
 logger = get_logger(__name__)
@@ -197,8 +198,9 @@ def parse_args(argv=None):
     run.add_argument("--push_to_hub", action="store_true")
     run.add_argument("--hub_model_id", default=None)
     run.add_argument("--hub_token", default=None)
+    multicorpus.add_arguments(parser)
     args = parser.parse_args(argv)
-    if not args.data_dir and not args.rewrite_model_card:
+    if not args.data_dir and not args.rewrite_model_card and not args.corpus_mix:
         parser.error("--data_dir is required")
     if args.push_to_hub and not args.hub_model_id:
         parser.error("--push_to_hub needs --hub_model_id")
@@ -919,6 +921,9 @@ def main(argv=None):
         while control in given:
             del given[given.index(control): given.index(control) + 2]
     command = "accelerate launch train_accelerate.py " + " ".join(shlex.quote(a) for a in given)
+    if args.corpus_mix:
+        logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+        return multicorpus.train_multicorpus(args, command)
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
     # Several CPU processes (torchrun / accelerate launch --cpu) need cpu=True for Accelerate to pick gloo.

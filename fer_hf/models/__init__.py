@@ -22,6 +22,7 @@ from .acnn_alstm import FER_ACNN_ALSTM_PRESETS, FerACNNALSTMConfig, FerACNNALSTM
 from .conv1x1 import FER_CONV1X1_PRESETS, FerConv1x1Config, FerConv1x1ForImageClassification
 from .efficientnet import FER_EFFICIENTNET_PRESETS, FerEfficientNetConfig, FerEfficientNetForImageClassification
 from .ensemble import FerEnsembleConfig, FerEnsembleForImageClassification
+from .mobilenet import FER_MOBILENET_PRESETS, FerMobileNetConfig, FerMobileNetForImageClassification
 from .lrn import FER_LRN_PRESETS, FerLRNConfig, FerLRNForImageClassification
 from .resnet import FER_RESNET_PRESETS, FerResNetConfig, FerResNetForImageClassification
 from .vgg import FER2013_LABELS, FerVGGConfig, FerVGGForImageClassification
@@ -35,6 +36,7 @@ MODEL_FAMILIES = [
     (FerACNNALSTMConfig, FerACNNALSTMForImageClassification, FER_ACNN_ALSTM_PRESETS),
     (FerEfficientNetConfig, FerEfficientNetForImageClassification, FER_EFFICIENTNET_PRESETS),
     (FerResNetConfig, FerResNetForImageClassification, FER_RESNET_PRESETS),
+    (FerMobileNetConfig, FerMobileNetForImageClassification, FER_MOBILENET_PRESETS),
 ]
 
 #: ``model_type`` -> (config class, model class) of the trainable families (``train_accelerate.py --model_type``).

@@ -1,0 +1,359 @@
+"""Multi-corpus training for faces in real photos: corpora mixed with sampling weights, class- and
+corpus-balanced sampling, FER+ vote distributions as soft labels, augmentation for real photos, frozen
+early blocks while the head warms up, checkpoints every epoch, selection on real-photo development splits.
+
+Run through ``train_accelerate.py --corpus_mix ...`` (see `add_arguments`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..data.common import FER2013_LABELS
+from .face_cache import CORPORA, build_face_caches, load_cache
+from .real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
+
+logger = logging.getLogger(__name__)
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+#: Development splits whose mean balanced accuracy selects the checkpoint (written before the first run):
+#: two real-photo splits (identity-disjoint) and FER2013 PublicTest. SFEW Val, the test splits and
+#: PrivateTest are reported, never used for selection.
+SELECTION_SPLITS = ("muxspace/validation", "tfeid/validation", "fer2013/validation")
+#: muxspace's rare classes (fear: 21 images in all) make per-class recall meaningless on a small split:
+#: balanced accuracy there is over the classes with at least this many faces in the split.
+MIN_CLASS_FACES = 25
+
+
+def parse_mix(text: str) -> dict:
+    """``"fer2013=1,muxspace=2,tfeid=1"`` -> {corpus: weight}. Raises ValueError for an unknown corpus or a
+    weight that is not a positive number."""
+    mix = {}
+    for entry in filter(None, (e.strip() for e in text.split(","))):
+        name, _, weight = entry.partition("=")
+        name = name.strip()
+        if name not in CORPORA:
+            raise ValueError(f"unknown corpus {name!r} in --corpus_mix; known: {sorted(CORPORA)}")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            raise ValueError(f"weight of {name!r} must be a number; got {weight!r}") from None
+        if not value > 0:
+            raise ValueError(f"weight of {name!r} must be > 0; got {value}")
+        mix[name] = value
+    if not mix:
+        raise ValueError("--corpus_mix names no corpus")
+    return mix
+
+
+class MixingSampler:
+    """Draws (corpus, index) pairs: first a class, with probability proportional to
+    ``count(class) ** class_power`` over the mix (0: every class equally often, the prior of a
+    class-balanced test set; 1: as often as in the data), then a corpus holding that class, with probability
+    proportional to ``weight(corpus) * count(corpus, class) ** corpus_power``, then an image of that class
+    in that corpus, uniformly.
+
+    Args:
+        labels: {corpus: int array (N,) of label ids}.
+        weights: {corpus: sampling weight}.
+        num_labels: number of classes.
+        class_power / corpus_power: see above.
+        seed: of the ``numpy.random.Generator``; its state is saved in checkpoints (`state_dict`).
+    """
+
+    def __init__(self, labels: dict, weights: dict, num_labels: int, class_power: float = 0.0,
+                 corpus_power: float = 1.0, seed: int = 0):
+        self.corpora = [c for c in weights if c in labels and len(labels[c])]
+        self.members = {(c, k): np.flatnonzero(labels[c] == k) for c in self.corpora for k in range(num_labels)}
+        counts = np.array([[len(self.members[c, k]) for k in range(num_labels)] for c in self.corpora], float)
+        totals = counts.sum(0)
+        present = totals > 0
+        class_p = np.where(present, np.power(np.maximum(totals, 1), class_power), 0.0)
+        self.class_probabilities = class_p / class_p.sum()
+        corpus_w = np.array([weights[c] for c in self.corpora])[:, None] * np.power(counts, corpus_power)
+        corpus_w[counts == 0] = 0
+        self.corpus_probabilities = corpus_w / np.maximum(corpus_w.sum(0, keepdims=True), 1e-12)
+        self.rng = np.random.default_rng(seed)
+
+    def expected_shares(self) -> dict:
+        """{corpus: expected share of draws}, {class: expected share}."""
+        joint = self.corpus_probabilities * self.class_probabilities[None, :]
+        return ({c: float(joint[i].sum()) for i, c in enumerate(self.corpora)},
+                {FER2013_LABELS[k]: float(p) for k, p in enumerate(self.class_probabilities)})
+
+    def draw(self, n: int) -> list:
+        """n (corpus, index) pairs."""
+        classes = self.rng.choice(len(self.class_probabilities), size=n, p=self.class_probabilities)
+        out = []
+        for k in classes:
+            c = self.rng.choice(len(self.corpora), p=self.corpus_probabilities[:, k])
+            members = self.members[self.corpora[c], k]
+            out.append((self.corpora[c], int(members[self.rng.integers(len(members))])))
+        return out
+
+    def state_dict(self) -> dict:
+        return {"bit_generator": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["bit_generator"]
+
+
+def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray, num_labels: int,
+                      min_class_faces: int = 1) -> tuple:
+    """(mean recall over the classes with at least ``min_class_faces`` faces, [those class ids])."""
+    classes = [k for k in range(num_labels) if (labels == k).sum() >= min_class_faces]
+    if not classes:
+        return float("nan"), []
+    return float(np.mean([(predictions[labels == k] == k).mean() for k in classes])), classes
+
+
+def split_report(labels: np.ndarray, logits: np.ndarray, num_labels: int, min_class_faces: int = 1) -> dict:
+    """Accuracy, balanced accuracy (over classes with >= ``min_class_faces`` faces), macro-F1, per-class
+    recall and the share of answers per class (a model that answers one class for everything shows here)."""
+    from sklearn.metrics import f1_score
+
+    predictions = logits.argmax(1)
+    balanced, classes = balanced_accuracy(labels, predictions, num_labels, min_class_faces)
+    names = FER2013_LABELS[:num_labels]
+    return {
+        "faces": int(len(labels)),
+        "accuracy": float((predictions == labels).mean()),
+        "balanced_accuracy": balanced,
+        "balanced_over": [names[k] for k in classes],
+        "macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
+        "recall": {names[k]: (float((predictions[labels == k] == k).mean()) if (labels == k).any() else None)
+                   for k in range(num_labels)},
+        "answer_share": {names[k]: float((predictions == k).mean()) for k in range(num_labels)},
+    }
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """float (batch, 3, H, W) in [0, 1] -> ImageNet-normalized (what `FerImageProcessor` gives the family)."""
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def evaluate_cache(model, cache: dict, image_size: int, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, num_labels) float32 of the recognizer frame of every cached face."""
+    model.eval()
+    out = []
+    for start in range(0, len(cache["labels"]), batch_size):
+        images = torch.from_numpy(cache["images"][start:start + batch_size]).permute(0, 3, 1, 2).float() / 255.0
+        x = normalize(centre_frame(images, image_size)).contiguous(memory_format=torch.channels_last)
+        out.append(model(pixel_values=x).logits.float().numpy())
+    return np.concatenate(out)
+
+
+def set_frozen(model, blocks: int) -> None:
+    """Freeze the stem and the first ``blocks`` of ``features`` (weights and BatchNorm statistics)."""
+    for i, block in enumerate(model.base_model.features):
+        frozen = i < blocks
+        for p in block.parameters():
+            p.requires_grad = not frozen
+        block.train(not frozen and model.training)
+
+
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("multi-corpus training (real photos)")
+    group.add_argument("--corpus_mix", "--corpus-mix", default=None,
+                       help="Train on a mix of corpora with sampling weights, e.g. "
+                            "'fer2013=1,muxspace=2,tfeid=1,ckplus=0.5,jaffe=0.5,sfew=1' (train splits only; "
+                            "muxspace/tfeid validation, FER2013 PublicTest and SFEW Val are development splits).")
+    group.add_argument("--shared_data_dir", "--shared-data-dir", default="../shared/data",
+                       help="Folder holding the corpora (their default sub-paths).")
+    group.add_argument("--face_cache_dir", "--face-cache-dir", default="runs/face_cache",
+                       help="Where the framed face crops of every corpus are cached (built once).")
+    group.add_argument("--class_power", "--class-power", type=float, default=0.0,
+                       help="Class sampling probability ~ count ** this (0: class-balanced).")
+    group.add_argument("--corpus_power", "--corpus-power", type=float, default=0.5,
+                       help="Within a class, corpus probability ~ weight * count ** this.")
+    group.add_argument("--samples_per_epoch", "--samples-per-epoch", type=int, default=20000)
+    group.add_argument("--freeze_blocks", "--freeze-blocks", type=int, default=7,
+                       help="Freeze the stem and first N feature blocks during --freeze_epochs.")
+    group.add_argument("--freeze_epochs", "--freeze-epochs", type=int, default=1)
+    group.add_argument("--selection_splits", "--selection-splits", nargs="+", default=list(SELECTION_SPLITS),
+                       help="corpus/split pairs whose mean balanced accuracy selects the checkpoint.")
+    group.add_argument("--report_splits", "--report-splits", nargs="*", default=["sfew/validation"],
+                       help="corpus/split pairs also evaluated after every epoch, never used for selection.")
+
+
+@dataclass
+class _Batch:
+    pixel_values: torch.Tensor
+    targets: torch.Tensor
+    labels: torch.Tensor
+
+
+def _gather(caches: dict, pairs: list, image_size: int, augmentation, generator, num_labels, smoothing) -> _Batch:
+    images = np.stack([caches[c]["images"][i] for c, i in pairs])
+    soft = np.stack([caches[c]["soft_labels"][i] for c, i in pairs])
+    gray = torch.tensor([bool(caches[c]["is_gray"][i]) for c, i in pairs])
+    labels = torch.tensor([int(caches[c]["labels"][i]) for c, i in pairs])
+    x = augment_batch(torch.from_numpy(images).permute(0, 3, 1, 2), image_size, augmentation, generator, gray)
+    targets = torch.from_numpy(soft)[:, :num_labels]
+    targets = targets / targets.sum(1, keepdim=True) * (1 - smoothing) + smoothing / num_labels
+    return _Batch(normalize(x).contiguous(memory_format=torch.channels_last), targets, labels)
+
+
+def train_multicorpus(args, command: str) -> dict:
+    """Train a fer_hf model on ``args.corpus_mix`` (see `add_arguments`; the usual model, optimisation and
+    runtime flags of ``train_accelerate.py`` apply). Writes to ``args.output_dir``: ``checkpoints/epoch_N``
+    (model + optimizer + scheduler + sampler state), ``train_log.jsonl`` (one line per epoch with every
+    development split's report), the selected model (``save_pretrained`` + processor) and
+    ``eval_results.json``. Resumes from the newest complete checkpoint with ``--resume_from_checkpoint latest``.
+
+    Raises:
+        ValueError: for a bad ``--corpus_mix`` or a model type without a ``features`` backbone to freeze.
+    """
+    from transformers import set_seed
+
+    from ..backbones import load_backbone_weights
+    from ..image_processing_fer import FerImageProcessor
+    from ..models import build_model, parse_config_overrides
+
+    mix = parse_mix(args.corpus_mix)
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    set_seed(args.seed)
+    if args.num_threads:
+        torch.set_num_threads(args.num_threads)
+    selection = list(args.selection_splits)
+    monitored = selection + [s for s in args.report_splits if s not in selection]
+    corpora = sorted(set(mix) | {s.split("/")[0] for s in monitored})
+    files = build_face_caches(corpora, args.shared_data_dir, args.face_cache_dir)
+    train = {c: load_cache(files[c]["train"]) for c in mix}
+    try:
+        monitor = {s: load_cache(files[s.split("/")[0]][s.split("/")[1]]) for s in monitored}
+    except KeyError as error:
+        raise ValueError(f"unknown development split {error}; corpora and their splits: "
+                         f"{ {c: sorted(spec.splits) for c, spec in CORPORA.items()} }") from None
+    leaks = [s for s in monitored if s.endswith("/train") and s.split("/")[0] in mix]
+    if leaks:
+        raise ValueError(f"{leaks} are training data of this mix; choose validation splits")
+    num_labels = len(FER2013_LABELS)
+
+    model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides))
+    image_size = model.config.image_size
+    if args.backbone_weights:
+        report = load_backbone_weights(model, args.backbone_weights)
+        logger.info("backbone: %d tensors loaded from %s", len(report["loaded"]), args.backbone_weights)
+    model = model.to(memory_format=torch.channels_last)
+    sampler = MixingSampler({c: d["labels"] for c, d in train.items()}, mix, num_labels, args.class_power,
+                            args.corpus_power, args.seed)
+    corpus_shares, class_shares = sampler.expected_shares()
+    steps_per_epoch = args.samples_per_epoch // args.per_device_train_batch_size
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=args.learning_rate)
+    total_steps = steps_per_epoch * args.num_train_epochs
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.learning_rate, total_steps=total_steps,
+                                                    pct_start=args.warmup_ratio, anneal_strategy="cos")
+    augmentation = RealPhotoAugmentation()
+    generator = torch.Generator().manual_seed(args.seed)
+    start_epoch, best, history = 0, None, []
+    checkpoints = output_dir / "checkpoints"
+    log_file = output_dir / "train_log.jsonl"
+    if args.resume_from_checkpoint:
+        done = sorted((p for p in checkpoints.glob("epoch_*") if (p / "state.pt").is_file()),
+                      key=lambda p: int(p.name.split("_")[1]))
+        chosen = done[-1] if args.resume_from_checkpoint == "latest" and done else (
+            Path(args.resume_from_checkpoint) if args.resume_from_checkpoint != "latest" else None)
+        if chosen is not None:
+            state = torch.load(chosen / "state.pt", weights_only=False)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            sampler.load_state_dict(state["sampler"])
+            generator.set_state(state["generator"])
+            start_epoch, best = state["epoch"], state["best"]
+            history = [json.loads(line) for line in log_file.read_text().splitlines()][:start_epoch]
+            logger.info("resumed from %s (epoch %d)", chosen, start_epoch)
+    settings = {"command": command, "mix": mix, "class_power": args.class_power, "corpus_power": args.corpus_power,
+                "expected_corpus_shares": corpus_shares, "expected_class_shares": class_shares,
+                "augmentation": augmentation.to_dict(), "selection_splits": selection,
+                "min_class_faces": MIN_CLASS_FACES, "train_faces": {c: int(len(d["labels"])) for c, d in train.items()},
+                "backbone_weights": args.backbone_weights}
+    (output_dir / "mix_settings.json").write_text(json.dumps(settings, indent=1))
+    started = time.time()
+    for epoch in range(start_epoch, args.num_train_epochs):
+        model.train()
+        frozen = args.freeze_blocks if epoch < args.freeze_epochs else 0
+        set_frozen(model, frozen)
+        t0, losses, seen = time.time(), [], 0
+        from tqdm.auto import tqdm
+
+        for _ in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
+            batch = _gather(train, sampler.draw(args.per_device_train_batch_size), image_size, augmentation,
+                            generator, num_labels, args.label_smoothing)
+            logits = model(pixel_values=batch.pixel_values).logits
+            loss = -(batch.targets * F.log_softmax(logits.float(), 1)).sum(1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss))
+            seen += len(batch.labels)
+        train_seconds = time.time() - t0
+        reports = {}
+        for split, cache in monitor.items():
+            logits = evaluate_cache(model, cache, image_size)
+            minimum = MIN_CLASS_FACES if split.startswith("muxspace") else 1
+            reports[split] = split_report(cache["labels"], logits, num_labels, minimum)
+        score = float(np.mean([reports[s]["balanced_accuracy"] for s in selection]))
+        entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "frozen_blocks": frozen,
+                 "images_per_second": seen / train_seconds, "epoch_seconds": train_seconds,
+                 "learning_rate": scheduler.get_last_lr()[0], "selection_score": score, "splits": reports}
+        history.append(entry)
+        improved = best is None or score > best["selection_score"]
+        if improved:
+            best = {"epoch": epoch + 1, "selection_score": score}
+            model.save_pretrained(output_dir / "best")
+        with open(log_file, "w") as handle:
+            handle.writelines(json.dumps(h) + "\n" for h in history)
+        target = checkpoints / f"epoch_{epoch + 1}"
+        target.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
+                    "generator": generator.get_state(), "epoch": epoch + 1, "best": best}, target / "state.tmp")
+        (target / "state.tmp").replace(target / "state.pt")
+        for old in checkpoints.glob("epoch_*"):
+            if old != target and int(old.name.split("_")[1]) < epoch + 1 - (args.checkpoints_total_limit - 1):
+                for f in old.iterdir():
+                    f.unlink()
+                old.rmdir()
+        logger.info("epoch %d: loss %.4f, selection %.4f (%s), %.1f img/s", epoch + 1, entry["train_loss"], score,
+                    ", ".join(f"{s} {reports[s]['balanced_accuracy']:.3f}" for s in monitored),
+                    entry["images_per_second"])
+        print(json.dumps({"epoch": epoch + 1, "loss": round(entry["train_loss"], 4), "selection": round(score, 4),
+                          **{s: round(reports[s]["balanced_accuracy"], 4) for s in monitored},
+                          "img_s": round(entry["images_per_second"], 1)}), flush=True)
+        if args.stop_after_minutes and (time.time() - started) / 60 >= args.stop_after_minutes \
+                and epoch + 1 < args.num_train_epochs:
+            logger.info("stopping after %.1f minutes (resume with --resume_from_checkpoint latest)",
+                        (time.time() - started) / 60)
+            return {"stopped_early": True, "epoch": epoch + 1, "best": best}
+    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": image_size, "width": image_size},
+                                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+    processor.save_pretrained(output_dir / "best")
+    result = {"stopped_early": False, "best": best, "epochs": len(history)}
+    (output_dir / "train_result.json").write_text(json.dumps(result, indent=1))
+    return result
