@@ -115,12 +115,15 @@ def _as_rgb_or_l(image: Image.Image) -> Image.Image:
     return to_l_or_rgb(image)
 
 
-def cache_file(cache_dir: Path, corpus: str, split: str, size: int) -> Path:
-    return Path(cache_dir) / f"{corpus}-{split}-{size}px-v{CACHE_VERSION}.npz"
+def cache_file(cache_dir: Path, corpus: str, split: str, size: int, detector_name: str = "mtcnn") -> Path:
+    """``<cache_dir>/<corpus>-<split>-<size>px[-<detector>]-v<version>.npz`` (no detector tag for MTCNN, the
+    recognizer's default)."""
+    tag = "" if detector_name == "mtcnn" else f"-{detector_name}"
+    return Path(cache_dir) / f"{corpus}-{split}-{size}px{tag}-v{CACHE_VERSION}.npz"
 
 
 def build_corpus_cache(spec: CorpusSpec, path, cache_dir, size: int = 128, detector=None, margin: float = 0.2,
-                       data_root: Optional[Path] = None, progress: bool = True) -> dict:
+                       data_root: Optional[Path] = None, progress: bool = True, detector_name: str = "mtcnn") -> dict:
     """Decode, frame and store every face of one corpus (all its splits); skip splits already cached.
 
     Args:
@@ -133,6 +136,7 @@ def build_corpus_cache(spec: CorpusSpec, path, cache_dir, size: int = 128, detec
             An image where nothing is found keeps the whole-image frame and ``detected`` False.
         margin: the recognizer's margin (`FaceExpressionRecognizer(margin=...)`, default 0.2).
         data_root: the shared data folder (for FER2013's FER+ votes).
+        detector_name: the detector's name in the cache file name (`cache_file`).
     Returns:
         {split: path of its ``.npz``}. Each file holds ``images`` uint8 (N, size, size, 3), ``labels`` int64
         (N,), ``soft_labels`` float32 (N, 7) (one-hot where no FER+ votes), ``has_votes`` bool, ``is_gray``
@@ -142,7 +146,7 @@ def build_corpus_cache(spec: CorpusSpec, path, cache_dir, size: int = 128, detec
 
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    wanted = {ours: cache_file(cache_dir, spec.name, ours, size) for ours in spec.splits}
+    wanted = {ours: cache_file(cache_dir, spec.name, ours, size, detector_name) for ours in spec.splits}
     if all(f.is_file() for f in wanted.values()):
         return wanted
     dataset = spec.load(path)
@@ -205,7 +209,8 @@ def load_cache(file) -> dict:
 def build_face_caches(corpora, data_root, cache_dir, size: int = 128, detector_name: str = "mtcnn",
                       margin: float = 0.2, paths: Optional[dict] = None, progress: bool = True) -> dict:
     """`build_corpus_cache` for each name in ``corpora`` (keys of `CORPORA`), paths defaulting to
-    ``data_root / spec.default_path``; the detector is built once, only if a corpus needs it and is not
+    ``data_root / spec.default_path``; the detector (a `fer_hf.detection.build_detector` name, or ``"none"``
+    for whole-image frames everywhere: fast, for tests) is built once, only if a corpus needs it and is not
     cached yet. Returns {corpus: {split: cache file}}.
 
     Raises:
@@ -218,14 +223,15 @@ def build_face_caches(corpora, data_root, cache_dir, size: int = 128, detector_n
     detector, out = None, {}
     for name in corpora:
         spec = CORPORA[name]
-        files = {s: cache_file(Path(cache_dir), name, s, size) for s in spec.splits}
-        if spec.detect and detector is None and not all(f.is_file() for f in files.values()):
+        files = {s: cache_file(Path(cache_dir), name, s, size, detector_name) for s in spec.splits}
+        if (spec.detect and detector is None and detector_name != "none"
+                and not all(f.is_file() for f in files.values())):
             from ..detection import build_detector
 
             detector = build_detector(detector_name, min_face_size=20)
         path = (paths or {}).get(name) or data_root / spec.default_path
         out[name] = build_corpus_cache(spec, path, cache_dir, size, detector if spec.detect else None, margin,
-                                       data_root, progress)
+                                       data_root, progress, detector_name)
     return out
 
 
@@ -237,7 +243,9 @@ if __name__ == "__main__":
     parser.add_argument("--cache-dir", "--cache_dir", default="runs/face_cache")
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA))
     parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--detector", default="mtcnn", help="mtcnn (default), another detector name, or none")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     print(json.dumps({k: {s: str(f) for s, f in v.items()} for k, v in
-                      build_face_caches(args.corpora, args.data_dir, args.cache_dir, args.size).items()}, indent=1))
+                      build_face_caches(args.corpora, args.data_dir, args.cache_dir, args.size,
+                                                        args.detector).items()}, indent=1))

@@ -178,6 +178,8 @@ def add_arguments(parser) -> None:
                        help="Folder holding the corpora (their default sub-paths).")
     group.add_argument("--face_cache_dir", "--face-cache-dir", default="runs/face_cache",
                        help="Where the framed face crops of every corpus are cached (built once).")
+    group.add_argument("--face_detector", "--face-detector", default="mtcnn",
+                       help="Detector that frames corpus faces like the recognizer (none: whole images; tests).")
     group.add_argument("--class_power", "--class-power", type=float, default=0.0,
                        help="Class sampling probability ~ count ** this (0: class-balanced).")
     group.add_argument("--corpus_power", "--corpus-power", type=float, default=0.5,
@@ -235,7 +237,8 @@ def train_multicorpus(args, command: str) -> dict:
     selection = list(args.selection_splits)
     monitored = selection + [s for s in args.report_splits if s not in selection]
     corpora = sorted(set(mix) | {s.split("/")[0] for s in monitored})
-    files = build_face_caches(corpora, args.shared_data_dir, args.face_cache_dir)
+    files = build_face_caches(corpora, args.shared_data_dir, args.face_cache_dir,
+                              detector_name=args.face_detector)
     train = {c: load_cache(files[c]["train"]) for c in mix}
     try:
         monitor = {s: load_cache(files[s.split("/")[0]][s.split("/")[1]]) for s in monitored}

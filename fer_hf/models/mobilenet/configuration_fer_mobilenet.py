@@ -50,6 +50,10 @@ class FerMobileNetConfig(PretrainedConfig):
             ``model.safetensors`` or a Hub repo id. Read only by `load_backbone_weights` on a fresh model
             (the training script); ``from_pretrained`` restores every weight from the model's own folder.
             After loading it records the source, so the model card can say what the model started from.
+        logit_adjustment (`list[float]`, *optional*):
+            Per-class biases added to the logits in ``forward`` (prior correction fitted on development faces
+            of the target domain, see `fer_hf.training.prior_correction`); None (default) adds nothing. The
+            model card states where they were fitted.
         id2label / label2id / num_labels:
             Label mapping; defaults to the 7 canonical FER2013 labels
             (0 angry, 1 disgust, 2 fear, 3 happy, 4 sad, 5 surprise, 6 neutral).
@@ -58,7 +62,8 @@ class FerMobileNetConfig(PretrainedConfig):
 
     Raises:
         ValueError: for a non-positive ``num_channels``, an ``image_size`` under 32, a non-positive
-            ``width_mult``, a ``dropout_rate`` outside [0, 1) or a ``backbone_weights`` that is not a string.
+            ``width_mult``, a ``dropout_rate`` outside [0, 1), a ``backbone_weights`` that is not a string or a
+            ``logit_adjustment`` whose length is not ``num_labels``.
 
     Example:
 
@@ -78,6 +83,7 @@ class FerMobileNetConfig(PretrainedConfig):
         dropout_rate=0.2,
         initializer_range=0.02,
         backbone_weights=None,
+        logit_adjustment=None,
         **kwargs,
     ):
         if "id2label" not in kwargs and "num_labels" not in kwargs:
@@ -90,6 +96,10 @@ class FerMobileNetConfig(PretrainedConfig):
         self.dropout_rate = dropout_rate
         self.initializer_range = initializer_range
         self.backbone_weights = backbone_weights
+        self.logit_adjustment = None if logit_adjustment is None else [float(v) for v in logit_adjustment]
+        if self.logit_adjustment is not None and len(self.logit_adjustment) != self.num_labels:
+            raise ValueError(f"logit_adjustment needs one bias per label ({self.num_labels}); "
+                             f"got {len(self.logit_adjustment)}")
         if not isinstance(num_channels, int) or num_channels < 1:
             raise ValueError(f"num_channels must be a positive integer; got {num_channels!r}")
         if not isinstance(image_size, int) or image_size < 32:

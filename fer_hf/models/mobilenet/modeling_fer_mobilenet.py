@@ -105,7 +105,8 @@ class FerMobileNetForImageClassification(FerMobileNetPreTrainedModel):
         labels: optional long tensor (batch,) of label ids, or float tensor (batch, num_labels) of soft
             targets (probabilities summing to 1: FER+ vote distributions, distillation); when given,
             ``loss`` is the mean cross-entropy.
-    Returns [`ImageClassifierOutputWithNoAttention`] with ``logits`` (batch, num_labels), float32.
+    Returns [`ImageClassifierOutputWithNoAttention`] with ``logits`` (batch, num_labels), float32, including the
+    config's ``logit_adjustment`` biases when it has them.
     """
 
     def __init__(self, config: FerMobileNetConfig):
@@ -129,6 +130,8 @@ class FerMobileNetForImageClassification(FerMobileNetPreTrainedModel):
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.fer_mobilenet(pixel_values, output_hidden_states=output_hidden_states, return_dict=True)
         logits = self.classifier(outputs.pooler_output)
+        if self.config.logit_adjustment is not None:
+            logits = logits + torch.tensor(self.config.logit_adjustment, dtype=logits.dtype, device=logits.device)
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)

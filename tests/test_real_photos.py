@@ -1,0 +1,240 @@
+"""The real-photo pieces on real data: identity-disjoint splits of muxspace and tfeid, the class- and
+corpus-balanced mixing sampler, colour input for a colour model, the one framing shared by training and the
+recognizer, ImageNet initialisation of fer_mobilenet, the real-photo augmentation, and a short multi-corpus
+fine-tuning run."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from fer_hf.backbones import load_backbone_weights
+from fer_hf.data.muxspace import load_muxspace, muxspace_identity
+from fer_hf.data.protocols import identity_disjoint_splits
+from fer_hf.data.tfeid import load_tfeid
+from fer_hf.detection import CROP_ADJUSTMENTS, build_detector
+from fer_hf.image_processing_fer import FerImageProcessor
+from fer_hf.models import build_model
+from fer_hf.recognizer import face_crop, square_crop_box
+from fer_hf.detection import adjust_box
+from fer_hf.training.framing import CONTEXT_SCALE, context_crop, recognizer_frame
+from fer_hf.training.multicorpus import IMAGENET_MEAN, IMAGENET_STD, MixingSampler, normalize, split_report
+from fer_hf.training.real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
+
+from conftest import CKPLUS, DATA, FER2013_ZIP, REPO, SAMPLES
+
+IMAGENET_WEIGHTS = DATA.parent / "weights" / "mobilenet_v2-b0353104.pth"
+
+
+@pytest.fixture(scope="module")
+def muxspace():
+    return load_muxspace(DATA / "muxspace", validate_images=False)
+
+
+@pytest.fixture(scope="module")
+def tfeid():
+    return load_tfeid(DATA / "tfeid")
+
+
+def test_identity_disjoint_splits_never_share_a_person(muxspace, tfeid):
+    for dataset, column in ((muxspace, "identity"), (tfeid, "performer")):
+        people = {split: set(dataset[split][column]) for split in dataset}
+        assert people["train"] and people["validation"] and people["test"]
+        assert not (people["train"] & people["validation"]) and not (people["train"] & people["test"])
+        assert not (people["validation"] & people["test"])
+        total = sum(len(dataset[s]) for s in dataset)
+        assert abs(len(dataset["train"]) / total - 0.70) < 0.05
+        assert abs(len(dataset["validation"]) / total - 0.15) < 0.05
+    # the class-aware assignment spreads muxspace's rare classes (a few film actors hold most of them)
+    for label in (0, 4, 5):  # angry, sad, surprise
+        in_validation = sum(1 for v in muxspace["validation"]["label"] if v == label)
+        assert in_validation >= 25
+    # stable: the same names give the same assignment, whatever their order
+    names = list(muxspace["train"]["identity"]) + list(muxspace["test"]["identity"])
+    assert identity_disjoint_splits(names) == identity_disjoint_splits(list(reversed(names)))
+    assert muxspace_identity("George_W_Bush_0001.jpg") == ("George_W_Bush", "lfw")
+    assert muxspace_identity("Avinash_12.jpg") == ("Avinash", "film")
+
+
+def test_mixing_sampler_draws_corpora_and_classes_in_the_configured_proportions(tfeid):
+    from fer_hf.data import load_ckplus
+
+    labels = {"tfeid": np.asarray(tfeid["train"]["label"]),
+              "ckplus": np.asarray(load_ckplus(CKPLUS, label_set="fer2013")["train"]["label"])}
+    sampler = MixingSampler(labels, {"tfeid": 2.0, "ckplus": 1.0}, 7, class_power=0.0, corpus_power=0.5, seed=1)
+    corpus_shares, class_shares = sampler.expected_shares()
+    pairs = sampler.draw(20000)
+    drawn_corpus = {c: sum(1 for k, _ in pairs if k == c) / len(pairs) for c in labels}
+    drawn_class = np.bincount([labels[c][i] for c, i in pairs], minlength=7) / len(pairs)
+    for corpus in labels:
+        assert abs(drawn_corpus[corpus] - corpus_shares[corpus]) < 0.015
+    assert np.allclose(list(class_shares.values()), 1 / 7)  # class_power 0: every class equally often
+    assert np.abs(drawn_class - 1 / 7).max() < 0.015
+    # neutral exists only in tfeid, so every neutral draw comes from it; each drawn image has the drawn class
+    assert all(labels[c][i] == labels[c][i] for c, i in pairs[:100])
+    neutral = [c for c, i in pairs if labels[c][i] == 6]
+    assert neutral and set(neutral) == {"tfeid"}
+    # weight 2 vs 1 with corpus_power 0.5: within happy, tfeid's share is 2 sqrt(n_t) / (2 sqrt(n_t) + sqrt(n_c))
+    happy = [c for c, i in pairs if labels[c][i] == 3]
+    n_t, n_c = (labels["tfeid"] == 3).sum(), (labels["ckplus"] == 3).sum()
+    expected = 2 * np.sqrt(n_t) / (2 * np.sqrt(n_t) + np.sqrt(n_c))
+    assert abs(happy.count("tfeid") / len(happy) - expected) < 0.03
+
+
+def test_processor_gives_a_colour_model_three_equal_channels_for_a_gray_face(tfeid):
+    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": 96, "width": 96},
+                                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+    with zipfile.ZipFile(FER2013_ZIP) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".jpg"))
+        gray = Image.open(io.BytesIO(archive.read(name)))
+    assert gray.mode == "L"
+    pixels = processor(gray, return_tensors="pt")["pixel_values"][0]
+    assert pixels.shape == (3, 96, 96)
+    raw = pixels * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    assert torch.allclose(raw[0], raw[1], atol=1e-5) and torch.allclose(raw[1], raw[2], atol=1e-5)
+    colour = processor(tfeid["train"][0]["image"], return_tensors="pt")["pixel_values"][0]
+    raw = colour * torch.tensor(IMAGENET_STD).view(3, 1, 1) + torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    assert (raw[0] - raw[2]).abs().mean() > 0.02  # a colour face keeps its colour
+
+
+def test_training_framing_is_the_recognizers_crop_on_a_real_photo():
+    photo = Image.open(SAMPLES / "surprised.jpeg").convert("RGB")
+    detector = build_detector("mtcnn", min_face_size=20)
+    boxes, scores = detector.detect(photo)
+    box = np.asarray(boxes, np.float32).reshape(-1, 4)[int(np.argmax(scores))]
+    adjustment = CROP_ADJUSTMENTS["mtcnn"]
+    frame = recognizer_frame(box, 0.2, adjustment)
+    assert frame == square_crop_box(adjust_box(box, adjustment), 0.2)
+    size = 112
+    # the recognizer's crop through the model's processor
+    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": size, "width": size},
+                                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+    inference = processor(face_crop(photo, box, 0.2, adjustment), return_tensors="pt")["pixel_values"]
+    # training's cached context crop, framed at scale 1 (evaluation) and by augment_batch with no randomness
+    context = torch.from_numpy(context_crop(photo, frame, 160)).permute(2, 0, 1)[None]
+    evaluation = normalize(centre_frame(context.float() / 255, size))
+    identity = RealPhotoAugmentation(scale=(1.0, 1.0), aspect=(1.0, 1.0), offset=0.0, rotation=0.0, flip=0.0,
+                                     brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, grayscale=0.0,
+                                     blur=0.0, downscale=0.0, jpeg=0.0, erasing=0.0)
+    training = normalize(augment_batch(context, size, identity, torch.Generator().manual_seed(0)))
+    # same face, same framing: only resampling differs (a shifted or rescaled frame differs far more)
+    assert (inference - evaluation).abs().mean() < 0.05
+    assert (inference - training).abs().mean() < 0.08
+    shifted = processor(photo.crop((frame[0] + 15, frame[1], frame[2] + 15, frame[3])), return_tensors="pt")
+    assert (inference - shifted["pixel_values"]).abs().mean() > 2 * (inference - evaluation).abs().mean()
+
+
+def test_imagenet_weights_change_the_backbone_and_a_wrong_file_is_refused(tmp_path):
+    model = build_model("fer_mobilenet", overrides={"image_size": 96})
+    before = model.fer_mobilenet.features[0][0].weight.detach().clone()
+    head = model.classifier[1].weight.detach().clone()
+    report = load_backbone_weights(model, str(IMAGENET_WEIGHTS))
+    state = torch.load(IMAGENET_WEIGHTS, weights_only=True)
+    after = model.fer_mobilenet.features[0][0].weight
+    assert not torch.equal(before, after) and torch.equal(after, state["features.0.0.weight"])
+    assert torch.equal(model.classifier[1].weight, head)  # the ImageNet classifier is skipped
+    assert not report["missing"] and not report["mismatched"] and report["skipped"]
+    assert model.config.backbone_weights == str(IMAGENET_WEIGHTS)
+    wrong = tmp_path / "resnet.pth"
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, wrong)
+    with pytest.raises(ValueError, match="no tensor"):
+        load_backbone_weights(build_model("fer_mobilenet"), str(wrong))
+    with pytest.raises(FileNotFoundError):
+        load_backbone_weights(build_model("fer_mobilenet"), str(tmp_path / "missing.pth"))
+
+
+def test_augmentation_flips_frames_and_keeps_gray_faces_gray(tfeid):
+    faces = [np.asarray(tfeid["train"][i]["image"].convert("RGB").resize((128, 128))) for i in range(8)]
+    context = torch.from_numpy(np.stack(faces)).permute(0, 3, 1, 2)
+    still = dict(scale=(1.0, 1.0), aspect=(1.0, 1.0), offset=0.0, rotation=0.0, brightness=0.0, contrast=0.0,
+                 saturation=0.0, hue=0.0, grayscale=0.0, blur=0.0, downscale=0.0, jpeg=0.0, erasing=0.0)
+    plain = augment_batch(context, 64, RealPhotoAugmentation(flip=0.0, **still), torch.Generator().manual_seed(0))
+    flipped = augment_batch(context, 64, RealPhotoAugmentation(flip=1.0, **still), torch.Generator().manual_seed(0))
+    assert torch.allclose(plain.flip(-1), flipped, atol=1e-4)
+    gray = augment_batch(context, 64, RealPhotoAugmentation(), torch.Generator().manual_seed(0),
+                         is_gray=torch.ones(8, dtype=torch.bool))
+    assert torch.allclose(gray[:, 0], gray[:, 1], atol=1e-5) and torch.allclose(gray[:, 1], gray[:, 2], atol=1e-5)
+    full = augment_batch(context, 64, RealPhotoAugmentation(), torch.Generator().manual_seed(3))
+    again = augment_batch(context, 64, RealPhotoAugmentation(), torch.Generator().manual_seed(3))
+    assert full.shape == (8, 3, 64, 64) and 0 <= float(full.min()) and float(full.max()) <= 1
+    assert torch.equal(full, again)  # one generator reproduces a batch
+    assert (full - plain).abs().mean() > 0.02
+
+
+def test_split_report_shows_answer_shares_and_rare_classes():
+    labels = np.array([0] * 30 + [3] * 30 + [5] * 3)
+    logits = np.zeros((63, 7))
+    logits[:, 0] = 1  # answers angry for everything
+    report = split_report(labels, logits, 7, min_class_faces=25)
+    assert report["answer_share"]["angry"] == 1.0 and report["balanced_over"] == ["angry", "happy"]
+    assert report["balanced_accuracy"] == 0.5 and report["recall"]["surprise"] == 0.0
+
+
+def test_short_multicorpus_fine_tuning_run_lowers_the_loss(tmp_path):
+    import train_accelerate
+    from transformers import AutoModelForImageClassification, pipeline
+
+    out = tmp_path / "run"
+    result = train_accelerate.main([
+        "--corpus_mix", "tfeid=1,ckplus=1", "--selection_splits", "tfeid/validation", "--report_splits",
+        "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"), "--shared_data_dir", str(DATA),
+        "--model_type", "fer_mobilenet", "--config_overrides", "image_size=64",
+        "--backbone_weights", str(IMAGENET_WEIGHTS), "--learning_rate", "1e-3", "--warmup_ratio", "0.3",
+        "--samples_per_epoch", "384", "--per_device_train_batch_size", "32", "--num_train_epochs", "4",
+        "--freeze_epochs", "1", "--output_dir", str(out), "--num_threads", "2"])
+    history = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and history[0]["frozen_blocks"] == 7
+    assert history[-1]["train_loss"] < history[0]["train_loss"] - 0.05
+    assert result["best"]["epoch"] in (1, 2, 3, 4)
+    settings = json.loads((out / "mix_settings.json").read_text())
+    assert settings["train_faces"]["ckplus"] > 900 and "tfeid/validation" in settings["selection_splits"]
+    model = AutoModelForImageClassification.from_pretrained(out / "best")
+    assert model.config.model_type == "fer_mobilenet" and model.config.backbone_weights == str(IMAGENET_WEIGHTS)
+    answers = pipeline("image-classification", model=str(out / "best"))(
+        Image.open(SAMPLES / "happy-baby.jpeg").convert("RGB"))
+    assert len(answers) == 5 and abs(sum(a["score"] for a in answers) - 1) < 0.05
+    # a resumed run continues from the newest checkpoint instead of starting again
+    train_accelerate.main([
+        "--corpus_mix", "tfeid=1,ckplus=1", "--selection_splits", "tfeid/validation", "--report_splits",
+        "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"), "--shared_data_dir", str(DATA),
+        "--model_type", "fer_mobilenet", "--config_overrides", "image_size=64", "--learning_rate", "1e-3",
+        "--samples_per_epoch", "384", "--per_device_train_batch_size", "32", "--num_train_epochs", "5",
+        "--output_dir", str(out), "--num_threads", "2", "--resume_from_checkpoint", "latest"])
+    resumed = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in resumed] == [1, 2, 3, 4, 5] and resumed[:4] == history
+
+
+def test_prior_correction_undoes_a_class_bias_and_travels_in_the_config(tmp_path, tfeid):
+    from transformers import AutoModelForImageClassification
+
+    from fer_hf.training.prior_correction import cross_fitted_gain, fit_logit_adjustment
+
+    rng = np.random.default_rng(0)
+    labels = np.asarray(list(tfeid["validation"]["label"]) + list(tfeid["test"]["label"]))
+    logits = rng.normal(size=(len(labels), 7)).astype(np.float32)
+    logits[np.arange(len(labels)), labels] += 2.0  # informative...
+    logits[:, 0] += 3.0  # ...but biased towards angry, like the FER2013 models on real photos
+    assert (logits.argmax(1) == 0).mean() > 0.5
+    bias = fit_logit_adjustment(logits, labels, 7)
+    assert bias[0] == bias.min() and abs(float(bias.mean())) < 1e-5
+    assert (logits + bias).argmax(1).tolist().count(0) / len(labels) < 0.3
+    half = len(labels) // 2
+    gain = cross_fitted_gain({"a": (logits[:half], labels[:half]), "b": (logits[half:], labels[half:])}, 7)
+    assert gain["adopt"] and gain["cross_fitted_mean"] > gain["uncorrected_mean"] + 0.1
+    model = build_model("fer_mobilenet", overrides={"image_size": 32, "width_mult": 0.25,
+                                                    "logit_adjustment": bias.tolist()}).eval()
+    plain = build_model("fer_mobilenet", overrides={"image_size": 32, "width_mult": 0.25}).eval()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(pixel_values=x).logits - plain(pixel_values=x).logits,
+                              torch.tensor(bias)[None].expand(2, 7), atol=1e-5)
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.logit_adjustment == pytest.approx(bias.tolist())
+    with pytest.raises(ValueError, match="one bias per label"):
+        build_model("fer_mobilenet", overrides={"logit_adjustment": [0.0, 1.0]})
