@@ -280,6 +280,10 @@ def train_multicorpus(args, command: str) -> dict:
             Path(args.resume_from_checkpoint) if args.resume_from_checkpoint != "latest" else None)
         if chosen is not None:
             state = torch.load(chosen / "state.pt", weights_only=False)
+            if state["scheduler"].get("total_steps") != total_steps:
+                raise ValueError(f"{chosen} was trained with a schedule of {state['scheduler'].get('total_steps')} "
+                                 f"steps, this run asks for {total_steps}: resume with the same "
+                                 "--num_train_epochs, --samples_per_epoch and batch size")
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -349,10 +353,11 @@ def train_multicorpus(args, command: str) -> dict:
         print(json.dumps({"epoch": epoch + 1, "loss": round(entry["train_loss"], 4), "selection": round(score, 4),
                           **{s: round(reports[s]["balanced_accuracy"], 4) for s in monitored},
                           "img_s": round(entry["images_per_second"], 1)}), flush=True)
-        if args.stop_after_minutes and (time.time() - started) / 60 >= args.stop_after_minutes \
-                and epoch + 1 < args.num_train_epochs:
-            logger.info("stopping after %.1f minutes (resume with --resume_from_checkpoint latest)",
-                        (time.time() - started) / 60)
+        out_of_time = args.stop_after_minutes and (time.time() - started) / 60 >= args.stop_after_minutes
+        enough_epochs = args.stop_after_epochs and epoch + 1 - start_epoch >= args.stop_after_epochs
+        if (out_of_time or enough_epochs) and epoch + 1 < args.num_train_epochs:
+            logger.info("stopping after epoch %d, %.1f minutes (resume with --resume_from_checkpoint latest)",
+                        epoch + 1, (time.time() - started) / 60)
             return {"stopped_early": True, "epoch": epoch + 1, "best": best}
     processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": image_size, "width": image_size},
                                   image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
