@@ -37,10 +37,11 @@ def shown_to_user(function):
     return wrapper
 
 
-SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__), "..", "shared", "data", "samples"))
-EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
-            if os.path.isfile(os.path.join(SAMPLES, n))]
-VIDEO_EXAMPLES = [p for p in [os.path.join(SAMPLES, "cc0_faces_slideshow.mp4")] if os.path.isfile(p)]
+# inside the repository (licences in examples/README.md), so a Space shows them too
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+EXAMPLES = [os.path.join(EXAMPLES_DIR, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "sad-baby.jpeg",
+                                                    "image-2-women-on-phones.jpg")]
+VIDEO_EXAMPLES = [os.path.join(EXAMPLES_DIR, "cc0_faces_slideshow.mp4")]
 
 # delete_cache: every annotated webcam frame is a temporary file; files older than an hour go, checked every 30 min
 with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:
@@ -93,7 +94,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
                                         elem_id="webcam-interval")
         with gr.Row():
             # the live path's own detector: BlazeFace full range keeps it real-time (43-47 frames/s detecting
-            # every frame vs 10-16 for MTCNN, benchmarks/LIVE_PATH.md); photos keep MTCNN (Settings), which
+            # every frame vs 10-16 for MTCNN, benchmarks/results/live_path.md); photos keep MTCNN (Settings), which
             # also finds small, low-contrast faces that BlazeFace misses
             webcam_detector = gr.Radio(available_detectors(), value="blazeface-full", label="Face detector (live)",
                                        elem_id="webcam-detector")
