@@ -1,4 +1,5 @@
-"""What every benchmark script shares: this checkout on ``sys.path``, where results go, the command and the machine.
+"""What every benchmark script shares: this checkout on ``sys.path``, where results go, the command, the machine
+and the memory of processes.
 
 Every script in ``benchmarks/`` starts with ``from common import ...`` (the script's own folder is on ``sys.path``
 when it runs as ``python benchmarks/<script>.py``), so it imports ``fer_hf`` from this checkout, never from
@@ -96,3 +97,37 @@ def update_keyed(path: str | Path, key: str, result: dict) -> dict:
     runs[key] = result
     write_json(path, {"runs": runs})
     return runs
+
+
+# Memory, in MB = 10^6 bytes (benchmarks/concurrency.py results written before 2026-11-23 used 2^20-byte "MB",
+# read from /proc; the difference is 4.9%).
+
+def rss_mb(pid: int | None = None, *, descendants: bool = False) -> float:
+    """Resident set size of process ``pid`` (default: this process), in MB, read with psutil.
+
+    With ``descendants=True`` the RSS of all its children, their children, ... is added (a server and its
+    workers, a CLI and the processes it starts). A process that is gone (or a zombie) counts 0.0; a ``pid``
+    that does not exist at all returns 0.0.
+    """
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        processes = [process, *process.children(recursive=True)] if descendants else [process]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for each in processes:
+        try:
+            total += each.memory_info().rss
+        except psutil.NoSuchProcess:  # also psutil.ZombieProcess
+            pass
+    return total / 1e6
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (``getrusage`` ``ru_maxrss``; the kernel's VmHWM), in MB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak * 1024 / 1e6  # bytes on macOS, KB on Linux

@@ -29,8 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import DATA, REPO, command_line, result_path, update_keyed, write_text
-from process_memory import rss_mb
+from common import DATA, REPO, command_line, result_path, rss_mb, update_keyed, write_text
 
 PHOTOS = ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg", "neutral.jpeg", "sad-baby.jpeg")
 

@@ -45,8 +45,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from common import DATA, REPO, command_line, result_path, write_text
-from process_memory import peak_rss_mb, rss_mb
+from common import DATA, REPO, command_line, peak_rss_mb, result_path, rss_mb, write_text
 
 DEFAULT_SAMPLES = DATA / "samples"
 DEFAULT_FACES = ("happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
