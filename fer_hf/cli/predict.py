@@ -41,8 +41,7 @@ from pathlib import Path
 
 from ..detection.detectors import DETECTORS
 from ..image_io import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from ..inference import recognizer as recognizer_module
-from ..inference.recognizer import FaceExpressionRecognizer
+from ..inference.recognizer import BACKENDS, FaceExpressionRecognizer
 from ..inference.results import DECIMALS, OUTPUT_FORMATS, error_status, face_rows, table_fields, write_rows
 from ..inference.tta import TTA_MODES
 from ..models.hub import DEFAULT_MODEL_NAME
@@ -275,7 +274,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-face-size", "--min_face_size", type=int, default=20,
                         help="Smallest face searched for, in pixels (default: 20).")
     parser.add_argument("--tta", default="none", choices=TTA_MODES, help="Test-time augmentation (default: none).")
-    parser.add_argument("--backend", default="torch", choices=getattr(recognizer_module, "BACKENDS", ("torch",)),
+    parser.add_argument("--backend", default="torch", choices=BACKENDS,
                         help="Classifier backend: torch (default) or onnx (onnxruntime, CPU; see "
                              "FaceExpressionRecognizer.from_pretrained).")
     parser.add_argument("--batch-size", "--batch_size", type=int, default=32,

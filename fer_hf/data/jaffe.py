@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ..detection import detectors as _detection
-from ..detection.geometry import square_crop_box
+from ..detection.geometry import CROP_ADJUSTMENTS, adjust_box, square_crop_box
 from ..image_io import open_image
 from ..image_processing_fer import to_l_or_rgb
 from ..labels import canonical_label, label_names
@@ -99,8 +99,8 @@ def _crop_adjustment_key(detector):
     """The detector's crop adjustment (see `fer_hf.detection.geometry.adjust_box`) as a list, for the cache key:
     looked up by name for a detector not built yet; None when there is none."""
     if isinstance(detector, str):
-        table = getattr(_detection, "CROP_ADJUSTMENTS", {})
-        adjustment = table.get(detector, table.get(f"{detector}-short") if detector == "blazeface" else None)
+        adjustment = CROP_ADJUSTMENTS.get(detector, CROP_ADJUSTMENTS.get(f"{detector}-short")
+                                          if detector == "blazeface" else None)
     else:
         adjustment = getattr(detector, "crop_adjustment", None)
     return None if adjustment is None else [float(v) for v in adjustment]
@@ -120,7 +120,6 @@ def _crop_with_detector(items, detector, margin, min_face_size, detection_thresh
     # the recognizer moves/resizes a detector's boxes by its crop_adjustment (when the detector has one)
     # before the square crop, so that every detector frames faces like MTCNN
     adjustment = getattr(detector, "crop_adjustment", None)
-    adjust_box = getattr(_detection, "adjust_box", None)
     found = {}
     for row_id, _, _, data in items:
         gray = _gray(data)
@@ -129,7 +128,7 @@ def _crop_with_detector(items, detector, margin, min_face_size, detection_thresh
         valid = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
         if valid.any():
             best = int(np.flatnonzero(valid)[np.argmax(scores[valid])])
-            box = boxes[best] if adjustment is None or adjust_box is None else adjust_box(boxes[best], adjustment)
+            box = boxes[best] if adjustment is None else adjust_box(boxes[best], adjustment)
             found[row_id] = (gray, [int(v) for v in square_crop_box(box, margin)], float(scores[best]))
         else:
             found[row_id] = (gray, None, None)
