@@ -13,15 +13,14 @@ limit_malloc_arenas()  # before Gradio's worker threads exist: flat memory under
 
 import gradio as gr  # noqa: E402
 
-from fer_hf import FER2013_LABELS
-from fer_hf.data.common import FERPLUS_LABELS
-from fer_hf.app_functions import (analyze_batch, analyze_frame, analyze_image, batch_headers, chart_color_map,
-                                  chart_rows_for_every_label, model_choices, table_headers)
-from fer_hf.app_functions import analyze_video_upload, video_limits
-from fer_hf.detection import available_detectors
-from fer_hf.recognizer import DEFAULT_MODEL_NAME
-from fer_hf.uploads import gradio_max_file_size, upload_limits
-from fer_hf.video import timeline_headers
+from fer_hf.app.handlers import (analyze_batch, analyze_frame, analyze_image, analyze_video_upload, chart_color_map,
+                                 chart_rows_for_every_label, model_choices, table_headers)
+from fer_hf.app.uploads import gradio_max_file_size, upload_limits, video_limits
+from fer_hf.detection.detectors import available_detectors
+from fer_hf.inference.results import table_fields
+from fer_hf.inference.video import timeline_headers
+from fer_hf.labels import FER2013_LABELS, FERPLUS_LABELS
+from fer_hf.models.hub import DEFAULT_MODEL_NAME
 
 
 
@@ -37,10 +36,11 @@ def shown_to_user(function):
     return wrapper
 
 
-SAMPLES = os.environ.get("FER_HF_SAMPLES", os.path.join(os.path.dirname(__file__), "..", "shared", "data", "samples"))
-EXAMPLES = [os.path.join(SAMPLES, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
-            if os.path.isfile(os.path.join(SAMPLES, n))]
-VIDEO_EXAMPLES = [p for p in [os.path.join(SAMPLES, "cc0_faces_slideshow.mp4")] if os.path.isfile(p)]
+# inside the repository (licences in examples/README.md), so a Space shows them too
+EXAMPLES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "examples")
+EXAMPLES = [os.path.join(EXAMPLES_DIR, n) for n in ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "sad-baby.jpeg",
+                                                    "image-2-women-on-phones.jpg")]
+VIDEO_EXAMPLES = [os.path.join(EXAMPLES_DIR, "cc0_faces_slideshow.mp4")]
 
 # delete_cache: every annotated webcam frame is a temporary file; files older than an hour go, checked every 30 min
 with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800, 3600)) as demo:
@@ -92,8 +92,8 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
             webcam_interval = gr.Slider(0, 2, value=0, step=0.1, label="Processing interval (s, 0 = as fast as possible)",
                                         elem_id="webcam-interval")
         with gr.Row():
-            # the live path's own detector: BlazeFace full range keeps it real-time (43-47 frames/s detecting
-            # every frame vs 10-16 for MTCNN, benchmarks/LIVE_PATH.md); photos keep MTCNN (Settings), which
+            # the live path's own detector: BlazeFace full range keeps it real-time where MTCNN does not
+            # (benchmarks/results/live_path.md); photos keep MTCNN (Settings), which
             # also finds small, low-contrast faces that BlazeFace misses
             webcam_detector = gr.Radio(available_detectors(), value="blazeface-full", label="Face detector (live)",
                                        elem_id="webcam-detector")
@@ -118,7 +118,7 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
         batch_summary = gr.Markdown(elem_id="batch-summary")
         batch_gallery = gr.Gallery(label="Annotated", columns=4, height="auto")
         batch_csv = gr.File(label="Results CSV")
-        batch_table = gr.Dataframe(headers=batch_headers(FER2013_LABELS), label="Results", interactive=False,
+        batch_table = gr.Dataframe(headers=table_fields(FER2013_LABELS), label="Results", interactive=False,
                                    elem_id="batch-table")
 
     with gr.Tab("Video"):
@@ -147,11 +147,12 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
 
     @shown_to_user
     def _image(image, model, detector, min_face_size, explain=False):
-        outputs = analyze_image(image, model, detector, min_face_size, explain=explain)
-        chart = chart_rows_for_every_label(outputs[2], FERPLUS_LABELS)
+        result = analyze_image(image, model, detector, min_face_size, explain=explain)
+        chart = chart_rows_for_every_label(result.chart, FERPLUS_LABELS)
         # show the annotated PNG already written for download (a file path), so Gradio does not encode
         # the image a second time
-        return (outputs[3], outputs[1], chart, *outputs[3:])
+        return (result.png_path, result.table, chart, result.png_path, result.json_path, result.summary,
+                result.gallery)
 
     image_explain.change(lambda explain: gr.Gallery(visible=bool(explain)), image_explain, image_gradcam,
                          api_name=False, queue=False)
@@ -179,14 +180,16 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
 
     @shown_to_user
     def _batch(files, model, detector, min_face_size, progress=gr.Progress()):
-        return analyze_batch(files, model, detector, min_face_size, progress=progress)
+        result = analyze_batch(files, model, detector, min_face_size, progress=progress)
+        return result.gallery, result.csv_path, result.table, result.summary
 
     batch_button.click(_batch, [batch_files, model, detector, min_face_size],
                        [batch_gallery, batch_csv, batch_table, batch_summary], api_name="analyze_batch")
 
     @shown_to_user
     def _video(video, model, detector, min_face_size, sample_fps, progress=gr.Progress()):
-        return analyze_video_upload(video, model, detector, min_face_size, sample_fps, progress=progress)
+        result = analyze_video_upload(video, model, detector, min_face_size, sample_fps, progress=progress)
+        return result.video_path, result.table, result.csv_path, result.json_path, result.plot_path, result.summary
 
     video_button.click(_video, [video_in, model, detector, min_face_size, video_rate],
                        [video_out, video_table, video_csv, video_json, video_plot, video_summary],

@@ -2,7 +2,7 @@
 """Ablation of the augmentation presets of ``train_accelerate.py --augmentation`` on one architecture.
 
 Trains one model per preset with everything else fixed, under the FER2013 protocol (checkpoint chosen on
-PublicTest, PrivateTest reported once), then writes ``benchmarks/AUGMENTATION_ABLATION.md`` with the
+PublicTest, PrivateTest reported once), then writes ``benchmarks/results/augmentation_ablation.md`` with the
 table and the exact commands. Interrupted runs resume from their last checkpoint when the script is run
 again; finished runs are not repeated.
 
@@ -17,10 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, command_line, result_path, write_text
 
-from fer_hf.augmentation import AUGMENTATION_PRESETS  # noqa: E402
+from fer_hf.training.augmentation import AUGMENTATION_PRESETS  # noqa: E402
 
 
 def main():
@@ -31,7 +30,7 @@ def main():
     parser.add_argument("--presets", nargs="+", default=list(AUGMENTATION_PRESETS), choices=AUGMENTATION_PRESETS)
     parser.add_argument("--train_args", default="--model_type fer_vgg --mixed_precision bf16 --num_threads 1",
                         help="Extra train_accelerate.py arguments shared by every run.")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "AUGMENTATION_ABLATION.md"))
+    parser.add_argument("--output", default=str(result_path("augmentation_ablation")))
     parser.add_argument("--report_only", action="store_true", help="Only rewrite the table from finished runs.")
     args = parser.parse_args()
     runs = Path(args.runs_dir)
@@ -58,7 +57,7 @@ def main():
                     f"{r['test']['macro_f1']:.4f} | {r['test_flip_tta']['accuracy'] * 100:.2f}% | "
                     f"{r['best_epoch']} / {r['epochs_trained']} | {r['training_hours']:.2f} | "
                     f"{r['args'].get('num_threads')} |")
-    shown = " ".join(shlex.quote(c) for c in ["python", "benchmarks/augmentation_ablation.py", *sys.argv[1:]])
+    shown = command_line("augmentation_ablation")
     one = " ".join(shlex.quote(c) for c in ["accelerate", "launch", "train_accelerate.py",
                                             *commands[args.presets[0]][2:]])
     text = f"""# Augmentation ablation
@@ -78,7 +77,7 @@ nothing but speed and floating-point rounding.
 | augmentation | PublicTest acc. (selection) | PrivateTest acc. | PrivateTest macro-F1 | PrivateTest acc., flip TTA | best epoch / epochs | training hours | torch threads |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 """ + "\n".join(rows) + "\n"
-    Path(args.output).write_text(text)
+    write_text(args.output, text)
     print(text)
 
 

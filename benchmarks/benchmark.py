@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speed benchmark of fer_hf on this machine; writes benchmarks/results.json and benchmarks/RESULTS.md.
+"""Speed benchmark of fer_hf on this machine; writes benchmarks/results/benchmark.json and .md.
 
     python benchmarks/benchmark.py [--model fer-vgg-fer2013] [--data ../shared/data]
 
@@ -12,11 +12,7 @@ Haar (the sample photos resized to 640x480, all faces classified in one batch); 
 import argparse
 import io
 import json
-import os
-import platform
-import shlex
 import statistics
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -25,25 +21,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import DATA, command_line, machine, result_path, write_json, write_text
 
 from fer_hf import FaceExpressionRecognizer  # noqa: E402
-from fer_hf.augmentation import augment_batch  # noqa: E402
-from fer_hf.profiling import median_seconds  # noqa: E402
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform()}
+from fer_hf.training.augmentation import augment_batch  # noqa: E402
+from fer_hf.evaluation.profiling import median_seconds  # noqa: E402
 
 
 def timed(fn, repeats, warmup=2):
@@ -53,14 +35,14 @@ def timed(fn, repeats, warmup=2):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="Released name, folder or Hub id (default: the default model).")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "results.json"))
+    parser.add_argument("--output", default=str(result_path("benchmark", ".json")))
     args = parser.parse_args()
     data = Path(args.data)
     recognizer = FaceExpressionRecognizer.from_pretrained(args.model)
     model, processor = recognizer.model, recognizer.image_processor
-    results = {"command": "python benchmarks/benchmark.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    results = {"command": command_line("benchmark"),
                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
                "model": recognizer.model_name, "num_parameters": sum(p.numel() for p in model.parameters())}
 
@@ -102,14 +84,14 @@ def main():
 
     results["training_images_per_second_batch_64"] = round(64 / timed(train_step, max(5, args.repeats // 2)), 1)
 
-    Path(args.output).write_text(json.dumps(results, indent=1))
+    write_json(args.output, results)
     lines = ["# fer_hf speed benchmark\n", f"Command: `{results['command']}`  ", f"Date: {results['date']}  ",
              f"Machine: {json.dumps(results['machine'])}  ",
              f"Model: {results['model']} ({results['num_parameters'] / 1e6:.2f}M parameters)\n",
              "| measure | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in results.items()
               if k not in ("command", "date", "machine", "model", "num_parameters")]
-    (Path(args.output).parent / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    write_text(Path(args.output).with_suffix(".md"), "\n".join(lines))
     print("\n".join(lines))
 
 

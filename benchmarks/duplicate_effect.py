@@ -4,7 +4,7 @@ faces whose exact pixels also occur in Training ("with a Training twin") against
 trained with and without ``--drop_cross_split_duplicates``.
 
 Duplicates are `fer_hf.data.image_hashes` matches (identical decoded pixels), as in
-``benchmarks/DATA_QUALITY.md``. Writes ``benchmarks/DUPLICATE_EFFECT.md`` and ``benchmarks/duplicate_effect.json``
+``benchmarks/results/data_quality.md``. Writes ``benchmarks/results/duplicate_effect.md`` and ``.json``
 with the command; no TTA.
 
     python benchmarks/duplicate_effect.py --data_dir ../shared/data/fer2013/fer2013_images.zip \
@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import command_line, result_path, write_json, write_text
 
 SPLITS = {"validation": "PublicTest", "test": "PrivateTest"}
 
@@ -30,15 +27,15 @@ def main():
     from transformers import AutoImageProcessor
 
     from fer_hf.data import dataset_to_uint8, image_hashes, load_fer2013
-    from fer_hf.ensembling import predict_probabilities
+    from fer_hf.training.ensembling import predict_probabilities
     from fer_hf.models import load_fer_model
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", required=True, help="FER2013 (fer2013.csv, image-folder zip/folder).")
     parser.add_argument("--models", nargs="+", required=True, help="Trained fer_hf model folders.")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "DUPLICATE_EFFECT.md"))
+    parser.add_argument("--output", default=str(result_path("duplicate_effect")))
     args = parser.parse_args()
-    command = "python benchmarks/duplicate_effect.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line("duplicate_effect")
 
     corpus = load_fer2013(args.data_dir)
     train_hashes = image_hashes(corpus["train"])
@@ -73,8 +70,7 @@ def main():
         rows[path] = row
         print(path, json.dumps(row), flush=True)
 
-    (REPO / "benchmarks" / "duplicate_effect.json").write_text(json.dumps({"command": command, "models": rows},
-                                                                          indent=1))
+    write_json(Path(args.output).with_suffix(".json"), {"command": command, "models": rows})
     lines = ["| model | Training images | split | all | with a Training twin | twin with the same label | "
              "without a twin |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for path, row in rows.items():
@@ -92,7 +88,7 @@ pixels also occur in Training, on those whose Training twin carries the same lab
 
 {chr(10).join(lines)}
 """
-    Path(args.output).write_text(text)
+    write_text(args.output, text)
     print(text)
 
 

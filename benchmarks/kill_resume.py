@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Kill / resume benchmark of ``train_accelerate.py``: one small real run trained without interruption, and
 the same run (same seed and arguments) SIGKILLed ``--kills`` times at random points and resumed each time
-with ``--resume_from_checkpoint latest`` until it finishes. Writes ``benchmarks/KILL_RESUME.md`` (and a
+with ``--resume_from_checkpoint latest`` until it finishes. Writes ``benchmarks/results/kill_resume.md`` (and a
 JSON next to it): the commands, where each kill landed (mid-epoch, inside a checkpoint write, in the final
 evaluation, inside the release write...), the optimiser steps, epochs and metrics of both runs.
 
@@ -26,8 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import REPO, result_path, write_json, write_text
 
 DEFAULT_TRAIN_ARGS = ("--dataset fer2013 --max_train_samples 2048 --max_eval_samples 512 "
                       "--config_overrides hidden_sizes=[16,32,64],classifier_hidden_size=64 "
@@ -36,7 +35,7 @@ DEFAULT_TRAIN_ARGS = ("--dataset fer2013 --max_train_samples 2048 --max_eval_sam
 
 
 def latest_state(out: Path):
-    from train_accelerate import latest_checkpoint
+    from fer_hf.training.checkpointing import latest_checkpoint
 
     path = latest_checkpoint(out)
     return (path, json.loads((path / "trainer_state.json").read_text())) if path else (None, None)
@@ -111,7 +110,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="Seed of the kill points.")
     parser.add_argument("--train_args", default=DEFAULT_TRAIN_ARGS)
     parser.add_argument("--work_dir", default=None)
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "KILL_RESUME.md"))
+    parser.add_argument("--output", default=str(result_path("kill_resume")))
     args = parser.parse_args()
     import torch
     from safetensors.torch import load_file
@@ -161,7 +160,7 @@ def main():
               "max_abs_train_loss_difference_per_epoch": loss_diff,
               "wall_seconds": {"uninterrupted": round(straight_wall, 1), "killed_and_resumed_total": round(killed_wall, 1)},
               "torch": torch.__version__, "cpu_count": os.cpu_count()}
-    Path(args.output).with_suffix(".json").write_text(json.dumps(report, indent=1))
+    write_json(Path(args.output).with_suffix(".json"), report)
     rows = "\n".join(f"| {k['invocation']} | {k['resumed_from']} | {k['timeline_s']} | {k['killed_after_s']} | "
                      f"{k['landed']} |" for k in kills)
     keys = ("global_step", "optimizer_step", "epochs", "best_epoch", "logged_epochs", "validation_accuracy",
@@ -212,7 +211,7 @@ optimiser's own `step` counter in `optimizer.bin`.
 
 Raw numbers: `{Path(args.output).with_suffix('.json').name}`.
 """
-    Path(args.output).write_text(md)
+    write_text(args.output, md)
     print(md)
 
 

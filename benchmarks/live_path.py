@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""Live-path and photo latency of fer_hf on this machine; writes benchmarks/LIVE_PATH.md and live_path.json.
+"""Live-path and photo latency of fer_hf on this machine, per model; writes benchmarks/results/live_path.md and .json.
 
     python benchmarks/live_path.py [--model fer-vgg-fer2013] [--frames 100] [--note "..."]
-    python benchmarks/live_path.py --model fer-ensemble --backends torch --skip_image_tab \
-        --output benchmarks/live_path_fer_ensemble.json --markdown benchmarks/LIVE_PATH_FER_ENSEMBLE.md
+    python benchmarks/live_path.py --model fer-ensemble --backends torch --skip_image_tab
+
+The results hold the newest run of each model: a run replaces its model's section and keeps the others.
 
 Measures (median / mean over repeats after warm-up, wall-clock on this CPU):
 1. The live path: one 640x480 frame with one face (a real sample photo letterboxed into 640x480) through
-   `fer_hf.live.LiveFaceAnalyzer.process` (detect, crop + align, classify, annotate with probability bars),
+   `fer_hf.inference.live.LiveFaceAnalyzer.process` (detect, crop + align, classify, annotate with probability bars),
    detection on every frame and on every 3rd frame (the app's default), per detector, torch intra-op
    threads 1 and 2, classifier backend torch and onnx.
 2. A 1280x853 photo with 4 faces (samples/group.jpeg): `FaceExpressionRecognizer.predict` per detector,
@@ -20,11 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -32,13 +29,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import DATA, command_line, machine, result_path, update_keyed, write_text
 
 from fer_hf import FaceExpressionRecognizer  # noqa: E402
-from fer_hf.recognizer import DEFAULT_MODEL_NAME  # noqa: E402
-from fer_hf.live import measure_live_path  # noqa: E402
-from fer_hf.profiling import run_times  # noqa: E402
+from fer_hf.models.hub import DEFAULT_MODEL_NAME  # noqa: E402
+from fer_hf.inference.live import measure_live_path  # noqa: E402
+from fer_hf.evaluation.profiling import run_times  # noqa: E402
 
 DETECTORS = ("blazeface-short", "blazeface-full", "mtcnn")
 
@@ -61,7 +57,6 @@ def image_tab_end_to_end(photo: Path, repeats: int, model: str) -> dict:
     """Launch app.py's demo on a free loopback port and time `analyze_image` requests with gradio_client."""
     from gradio_client import Client, handle_file
 
-    sys.path.insert(0, str(REPO))
     import app  # noqa: PLC0415
 
     app.demo.queue().launch(server_name="127.0.0.1", server_port=None, prevent_thread_lock=True, quiet=True)
@@ -77,14 +72,15 @@ def image_tab_end_to_end(photo: Path, repeats: int, model: str) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="Released name or folder (default: the default model).")
-    parser.add_argument("--samples", default=str(REPO.parent / "shared" / "data" / "samples"))
+    parser.add_argument("--samples", default=str(DATA / "samples"))
     parser.add_argument("--frames", type=int, default=100, help="Frames timed per live-path setting.")
     parser.add_argument("--repeats", type=int, default=20, help="Repeats per photo setting.")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--backends", nargs="+", default=["torch", "onnx"])
     parser.add_argument("--note", default="", help="Free text written into the results (e.g. machine load).")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "live_path.json"))
-    parser.add_argument("--markdown", default=str(REPO / "benchmarks" / "LIVE_PATH.md"), help="The table's file.")
+    parser.add_argument("--output", default=str(result_path("live_path", ".json")),
+                        help="Every model's newest run (this run replaces its model's).")
+    parser.add_argument("--markdown", default=str(result_path("live_path")), help="The tables' file.")
     parser.add_argument("--skip_image_tab", action="store_true", help="Leave out section 3 (the app's Image tab).")
     args = parser.parse_args()
     model = args.model or DEFAULT_MODEL_NAME
@@ -112,7 +108,7 @@ def main():
                 results["group_photo"].append(row)
                 print("group", row, flush=True)
     torch.set_num_threads(max(args.threads))
-    from fer_hf.app_functions import analyze_image
+    from fer_hf.app.handlers import analyze_image
 
     if not args.skip_image_tab:
         analyze_image(samples / "group.jpeg", model=model)
@@ -121,46 +117,43 @@ def main():
         results["image_tab"]["gradio_request_end_to_end"] = image_tab_end_to_end(samples / "group.jpeg", args.repeats,
                                                                                  model)
         print("image tab", results["image_tab"], flush=True)
-    load = os.getloadavg()
-    meta = {"command": "python benchmarks/live_path.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+    meta = {"command": command_line("live_path"),
             "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "note": args.note, "model": model,
-            "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "torch": torch.__version__,
-                        "load_average_at_end": [round(x, 2) for x in load]},
-            "run_time_s": round(time.time() - started, 1)}
-    results = {**meta, **results}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(results, indent=1))
-    write_markdown(results, Path(args.markdown))
+            "machine": machine(), "run_time_s": round(time.time() - started, 1)}
+    runs = update_keyed(args.output, model, {**meta, **results})
+    write_text(args.markdown, "\n".join(["# Live path and photo latency", "",
+                                         "The newest run of each model (`--model NAME` replaces that model's section; "
+                                         "earlier runs are in git history).", ""]
+                                        + [line for run in runs.values() for line in markdown_section(run)]))
 
 
-def write_markdown(results: dict, path: Path) -> None:
-    lines = ["# Live path and photo latency", "",
-             f"Command: `{results['command']}`  ", f"Model: `{results.get('model', DEFAULT_MODEL_NAME)}`  ",
+def markdown_section(results: dict) -> list[str]:
+    lines = [f"## `{results.get('model', DEFAULT_MODEL_NAME)}`", "",
+             f"Command: `{results['command']}`  ",
              f"Date: {results['date']}  ",
              f"Machine: {json.dumps(results['machine'])}  ", f"Note: {results['note'] or '-'}  ",
              f"Run time: {results['run_time_s']} s", "",
-             "## 1. Live path: one 640x480 frame with one face (detect, crop + align, classify, annotate + bars)", "",
+             "### 1. Live path: one 640x480 frame with one face (detect, crop + align, classify, annotate + bars)", "",
              "| backend | threads | detector | detect every | ms per frame (mean) | p95 ms | frames/s |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results["live"]:
         lines.append(f"| {r['backend']} | {r['threads']} | {r['detector']} | {r['detect_every']} | "
                      f"{r['ms_per_frame']:.1f} | {r['ms_p95']:.1f} | {r['frames_per_second']:.1f} |")
-    lines += ["", "## 2. group.jpeg (1280x853, 4 findable faces): `recognizer.predict`", "",
+    lines += ["", "### 2. group.jpeg (1280x853, 4 findable faces): `recognizer.predict`", "",
               "| backend | threads | detector | faces found | median ms | p95 ms |", "| --- | --- | --- | --- | --- | --- |"]
     for r in results["group_photo"]:
         lines.append(f"| {r['backend']} | {r['threads']} | {r['detector']} | {r['faces']} | {r['median_ms']:.1f} | "
                      f"{r['p95_ms']:.1f} |")
     tab = results["image_tab"]
     if not tab:
-        path.write_text("\n".join(lines + [""]))
-        return
-    lines += ["", "## 3. Image tab on group.jpeg (MTCNN, torch)", "",
+        return lines + [""]
+    lines += ["", "### 3. Image tab on group.jpeg (MTCNN, torch)", "",
               "| measure | median ms | p95 ms |", "| --- | --- | --- |",
               f"| `analyze_image` (recognition, annotation, PNG, JSON) | {tab['analyze_image_function']['median_ms']:.1f} | "
               f"{tab['analyze_image_function']['p95_ms']:.1f} |",
               f"| request to result through the running app (`gradio_client`, loopback) | "
               f"{tab['gradio_request_end_to_end']['median_ms']:.1f} | {tab['gradio_request_end_to_end']['p95_ms']:.1f} |", ""]
-    path.write_text("\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Long-video benchmark: wall time and peak memory of a synthetic 720p video through the Video tab's function,
-the CLI and `fer_hf.video.analyze_video`, each in its own process. Writes benchmarks/LONG_VIDEO.md and
-benchmarks/long_video.json.
+the CLI and `fer_hf.inference.video.analyze_video`, each in its own process. Writes benchmarks/results/long_video.md and
+.json.
 
     python benchmarks/long_video.py                      # 10 minutes of 1280x720 at 30 fps, 2 frames/s analysed
     python benchmarks/long_video.py --minutes 0.5        # a quick check
@@ -11,12 +11,12 @@ The video is generated once (PyAV, H.264): sample face photos (../shared/data/sa
 gradient background, at 1280x720. Then each path (``--paths``) analyses it in a FRESH child process, so that
 each peak memory is its own:
 
-* ``video-tab``: the Video tab's function, `fer_hf.app_functions.analyze_video_upload` (upload checks of
+* ``video-tab``: the Video tab's function, `fer_hf.app.handlers.analyze_video_upload` (upload checks of
   `check_video_upload` against `video_limits`, which this script never changes: the limits in force are
   reported), returning the annotated MP4, the timeline CSV / JSON and the emotion plot;
 * ``cli``: ``python -m fer_hf predict VIDEO --output OUT.csv`` with the same sampling rate, detector and minimum
   face size, ``--threads`` and ``--annotate`` (the annotated MP4);
-* ``function``: `fer_hf.video.analyze_video` called directly (writing the annotated MP4), as before.
+* ``function``: `fer_hf.inference.video.analyze_video` called directly (writing the annotated MP4), as before.
 
 Each one streams the video: it decodes every frame, analyses ``--sample-fps`` frames per second (MTCNN + the
 default classifier) and writes the annotated H.264 MP4. Memory must not grow with the video's length (frames
@@ -45,16 +45,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from process_memory import peak_rss_mb, rss_mb
+from common import DATA, REPO, command_line, peak_rss_mb, result_path, rss_mb, write_text
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-DEFAULT_SAMPLES = REPO.parent / "shared" / "data" / "samples"
+DEFAULT_SAMPLES = DATA / "samples"
 DEFAULT_FACES = ("happy-baby.jpeg", "surprised.jpeg", "angry.jpg")
 PATH_KINDS = ("video-tab", "cli", "function")
-#: the Video tab's limits (`fer_hf.app_functions.video_limits`); this script never sets them
+#: the Video tab's limits (`fer_hf.app.uploads.video_limits`); this script never sets them
 LIMIT_VARIABLES = ("FER_HF_MAX_VIDEO_MB", "FER_HF_MAX_VIDEO_SECONDS", "FER_HF_MAX_VIDEO_PIXELS",
                    "FER_HF_MAX_VIDEO_FRAMES")
 #: what a child of this script prints on stderr around the measured call (the parent times the markers)
@@ -101,11 +97,11 @@ def synthetic_frames(faces, seconds: float, fps: float = 30.0, size=(1280, 720),
 
 def make_synthetic_video(path, seconds: float, faces=None, fps: float = 30.0, size=(1280, 720),
                          face_height: int = 260, preset: str = "ultrafast") -> Path:
-    """Write `synthetic_frames` as an H.264 MP4 at ``path`` with PyAV (`fer_hf.video.H264Writer`), one frame at
+    """Write `synthetic_frames` as an H.264 MP4 at ``path`` with PyAV (`fer_hf.inference.video.H264Writer`), one frame at
     a time. ``faces``: photo paths (default: three of the sample photos). Returns the path."""
     from fractions import Fraction
 
-    from fer_hf.video import H264Writer
+    from fer_hf.inference.video import H264Writer
 
     faces = faces or [DEFAULT_SAMPLES / n for n in DEFAULT_FACES]
     rate = Fraction(fps).limit_denominator(1001)
@@ -304,7 +300,7 @@ def child_main(args) -> int:
     try:
         if args.child == "function":
             from fer_hf import FaceExpressionRecognizer
-            from fer_hf.video import analyze_video
+            from fer_hf.inference.video import analyze_video
 
             recognizer = FaceExpressionRecognizer.from_pretrained(args.model, detector=args.detector,
                                                                   min_face_size=args.min_face_size)
@@ -319,13 +315,8 @@ def child_main(args) -> int:
                           max_side=args.max_side, files={"annotated video": analysis.output_video},
                           **_timeline_counts(analysis.rows))
         else:  # the Video tab's function, as app.py calls it (model cached by its first request)
-            from fer_hf.app_functions import (
-                DEFAULT_MODEL_NAME,
-                VIDEO_MAX_SIDE,
-                analyze_video_upload,
-                get_recognizer,
-                video_limits,
-            )
+            from fer_hf.app.handlers import (DEFAULT_MODEL_NAME, VIDEO_MAX_SIDE, analyze_video_upload, get_recognizer)
+            from fer_hf.app.uploads import video_limits
 
             model = args.model or DEFAULT_MODEL_NAME
             result["limits"] = video_limits()
@@ -557,7 +548,7 @@ def main(argv=None):
     parser.add_argument("--sample-fps", type=float, default=2.0, help="frames analysed per second (default 2)")
     parser.add_argument("--max-side", type=int, default=None,
                         help="function path only: downscale frames to this longer side first (the Video tab always "
-                             "uses fer_hf.app_functions.VIDEO_MAX_SIDE, the CLI never downscales)")
+                             "uses fer_hf.app.handlers.VIDEO_MAX_SIDE, the CLI never downscales)")
     parser.add_argument("--detector", default="mtcnn")
     parser.add_argument("--min-face-size", type=int, default=20, help="smallest face in pixels (default 20)")
     parser.add_argument("--model", default=None, help="model name or folder (default: the released default)")
@@ -569,9 +560,9 @@ def main(argv=None):
     parser.add_argument("--samples", default=str(DEFAULT_SAMPLES), help="folder with the sample face photos")
     parser.add_argument("--workdir", default=None,
                         help="where the generated video and the outputs go, kept (default: a temp folder, removed)")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "LONG_VIDEO.md"))
+    parser.add_argument("--output", default=str(result_path("long_video")))
     parser.add_argument("--json", default=None,
-                        help="JSON results (default: beside --output, its name in lower case: long_video.json)")
+                        help="JSON results (default: beside --output, the same name with .json)")
     # a child process of this script (not for direct use)
     parser.add_argument("--child", choices=("function", "video-tab"), help=argparse.SUPPRESS)
     parser.add_argument("--video", help=argparse.SUPPRESS)
@@ -581,12 +572,12 @@ def main(argv=None):
     if args.child:
         return child_main(args)
     paths = list(dict.fromkeys(args.paths))
-    command = "python benchmarks/long_video.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = command_line("long_video", argv)
     output = Path(args.output)
-    json_path = Path(args.json) if args.json else output.with_name(output.stem.lower() + ".json")
+    json_path = Path(args.json) if args.json else output.with_suffix(".json")
 
-    from fer_hf.app_functions import video_limits
-    from fer_hf.video import probe_video
+    from fer_hf.app.uploads import video_limits
+    from fer_hf.inference.video import probe_video
 
     keep = args.workdir is not None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="fer_hf_long_video_"))
@@ -628,9 +619,8 @@ def main(argv=None):
         "workdir": str(workdir) if keep else None, "paths": results,
     }
     text = render_report(report)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    json_path.write_text(json.dumps(report, indent=1, default=str))
+    write_text(output, text)
+    write_text(json_path, json.dumps(report, indent=1, default=str))
     print(text)
     print(f"wrote {output} and {json_path}")
     return report

@@ -7,7 +7,7 @@ one forward on one face), CPU milliseconds per face at batch 1 and batch 64 (flo
 architecture's trained run (``RUNS_DIR/<name>/eval_results.json``, written by ``train_accelerate.py``)
 adds its PublicTest / PrivateTest accuracy, macro-F1 and training time.
 
-Writes ``benchmarks/MODEL_ZOO.md`` and ``benchmarks/model_zoo.json``, each row with the command, date and
+Writes ``benchmarks/results/model_zoo.md`` and ``.json``, each row with the command, date and
 machine that measured it. ``--only`` measures those rows and keeps every other row of the existing
 ``--json`` as it was; a measured row whose run is not under ``--runs_dir`` keeps the accuracy columns it had
 (they come from the training run in its ``train_command``). Run it on an otherwise idle machine: a
@@ -23,20 +23,16 @@ import argparse
 import datetime
 import json
 import os
-import platform
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from common import command_line, cpu_model, result_path, write_json, write_text
 
 import torch  # noqa: E402
 
 from fer_hf.models import build_model  # noqa: E402
-from fer_hf.profiling import count_parameters, gflops_per_face  # noqa: E402
+from fer_hf.evaluation.profiling import count_parameters, gflops_per_face  # noqa: E402
 
 #: (row name, model_type, preset, what the original system claimed on FER2013)
 ARCHITECTURES = [
@@ -100,7 +96,7 @@ def accuracy_of_run(results_file: Path) -> dict:
 
 
 def render_markdown(rows: list) -> str:
-    """MODEL_ZOO.md for ``rows`` (in ARCHITECTURES order): the table, then the commands that measured the
+    """model_zoo.md for ``rows`` (in ARCHITECTURES order): the table, then the commands that measured the
     cost columns, with their rows, dates and machines."""
 
     def pct(row, key):
@@ -146,16 +142,14 @@ def main(argv=None) -> list:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     parser.add_argument("--only", nargs="+", default=None, choices=[a[0] for a in ARCHITECTURES],
                         help="Measure only these architectures; every other row of --json is kept as it was.")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "MODEL_ZOO.md"))
-    parser.add_argument("--json", default=str(REPO / "benchmarks" / "model_zoo.json"),
+    parser.add_argument("--output", default=str(result_path("model_zoo")))
+    parser.add_argument("--json", default=str(result_path("model_zoo", ".json")),
                         help="The table, read first (rows not measured again are kept) and rewritten.")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    command = "python benchmarks/model_zoo.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, " \
-              f"{torch.get_num_threads()} threads"
+    command = command_line("model_zoo", argv)
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
     today = datetime.date.today().isoformat()
     kept = load_rows(args.json)
     rows = []
@@ -181,9 +175,9 @@ def main(argv=None) -> list:
             row.update({key: kept[name][key] for key in ACCURACY_KEYS if key in kept[name]})
         rows.append(row)
         print(json.dumps(row), flush=True)
-    Path(args.json).write_text(json.dumps({"rows": rows}, indent=1))
+    write_json(args.json, {"rows": rows})
     text = render_markdown(rows)
-    Path(args.output).write_text(text)
+    write_text(args.output, text)
     print(text)
     return rows
 

@@ -1,7 +1,7 @@
 """Speed and FER2013 PrivateTest accuracy of fer_hf models on the CPU: PyTorch float32, onnxruntime float32,
 onnxruntime int8 (static QDQ, calibrated on FER2013 training faces) and onnxruntime int8 (dynamic).
 
-For each model (default: the released default model, `fer_hf.recognizer.DEFAULT_MODEL_DIR`):
+For each model (default: the released default model, `fer_hf.models.hub.DEFAULT_MODEL_DIR`):
 
 - faces/s at batch 1 and batch 64 (``--batch_sizes``) with 1 and 2 threads (``--threads``): the median of
   ``--repeats`` timed windows of ``--seconds`` each, after a warm-up; the input is already ``pixel_values``
@@ -9,8 +9,8 @@ For each model (default: the released default model, `fer_hf.recognizer.DEFAULT_
 - accuracy on all 3,589 PrivateTest faces (batches of 256), the agreement of each variant's predictions with
   PyTorch's, and the largest difference of a probability from PyTorch's.
 
-Writes a markdown report (``--output``, default benchmarks/ONNX.md) and the raw numbers (``--json``, default
-benchmarks/onnx_benchmark.json). The exported files go to a temporary folder (``--export_dir`` to keep them).
+Writes a markdown report (``--output``, default benchmarks/results/onnx_benchmark.md) and the raw numbers
+(``--json``, default benchmarks/results/onnx_benchmark.json). The exported files go to a temporary folder (``--export_dir`` to keep them).
 
     python benchmarks/onnx_benchmark.py [--model model_cards/fer-vgg-fer2013 ...] \
         [--data_dir ../shared/data/fer2013/fer2013_images.zip]
@@ -19,10 +19,7 @@ benchmarks/onnx_benchmark.json). The exported files go to a temporary folder (``
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
-import shlex
 import statistics
 import sys
 import tempfile
@@ -32,17 +29,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from common import DATA, command_line, cpu_flags, cpu_model, result_path, write_json, write_text
 
 from fer_hf.data import dataset_to_uint8, load_fer2013
-from fer_hf.onnx_export import (
-    OnnxImageClassifier,
-    export_onnx,
-    load_model_and_processor,
-)
-from fer_hf.recognizer import DEFAULT_MODEL_DIR
+from fer_hf.inference.onnx import OnnxImageClassifier, export_onnx, load_model_and_processor
+from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
 BAR_FACES_PER_S = 2000  # the issue's bar for the default classifier at batch 64
 
@@ -145,18 +136,6 @@ def benchmark_model(location: str, dataset, args, export_dir: Path) -> dict:
             "rows": rows}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                vnni = " (AVX-512 VNNI)" if "avx512_vnni" in flags else ""
-                return line.split(":", 1)[1].strip() + vnni
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def cpu_rate(row: dict) -> float:
     """faces per CPU-second with 1 thread at batch 64 (nan when not measured)."""
     entry = row["faces_per_s"].get("threads=1,batch=64")
@@ -220,9 +199,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", default=None,
                         help="fer_hf model folder / released name (repeatable; default: the default model).")
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data" / "fer2013" / "fer2013_images.zip"))
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "ONNX.md"))
-    parser.add_argument("--json", default=str(REPO / "benchmarks" / "onnx_benchmark.json"))
+    parser.add_argument("--data_dir", default=str(DATA / "fer2013" / "fer2013_images.zip"))
+    parser.add_argument("--output", default=str(result_path("onnx_benchmark")))
+    parser.add_argument("--json", default=str(result_path("onnx_benchmark", ".json")))
     parser.add_argument("--export_dir", default=None, help="Keep the exported files here (default: a temp folder).")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 64])
@@ -233,7 +212,6 @@ def main(argv=None) -> int:
     parser.add_argument("--max_test_faces", type=int, default=None,
                         help="A random subset of PrivateTest (smoke runs; not a result).")
     args = parser.parse_args(argv)
-    argv = sys.argv[1:] if argv is None else argv
     import onnxruntime
 
     dataset = load_fer2013(args.data_dir)
@@ -241,9 +219,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         export_dir = Path(args.export_dir or tmp)
         models = [benchmark_model(str(m), dataset, args, export_dir) for m in (args.model or [str(DEFAULT_MODEL_DIR)])]
-    command = ("nice -n 5 " if os.nice(0) >= 5 else "") + "python benchmarks/onnx_benchmark.py"
-    results = {"command": " ".join([command, *(shlex.quote(a) for a in argv)]),
-               "machine": f"{cpu_name()}, {os.cpu_count()} CPU cores",
+    vnni = " (AVX-512 VNNI)" if "avx512_vnni" in cpu_flags() else ""
+    results = {"command": ("nice -n 5 " if os.nice(0) >= 5 else "") + command_line("onnx_benchmark", argv),
+               "machine": f"{cpu_model()}{vnni}, {os.cpu_count()} CPU cores",
                "cpu_count": os.cpu_count(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
                "note": args.note, "seconds": args.seconds, "repeats": args.repeats, "models": models}
@@ -251,9 +229,8 @@ def main(argv=None) -> int:
         for row in model["rows"]:
             if row["file"] and not args.export_dir:
                 row["file"] = Path(row["file"]).name
-    Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
-    Path(args.output).write_text(markdown(results))
-    print(Path(args.output).read_text())
+    write_json(args.json, results)
+    print(write_text(args.output, markdown(results)).read_text())
     return 0
 
 

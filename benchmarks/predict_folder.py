@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Throughput and peak memory of ``fer-hf predict`` on a folder of 1,000 real face images.
-Writes benchmarks/PREDICT_FOLDER.md.
+Writes benchmarks/results/predict_folder.md.
 
     python benchmarks/predict_folder.py [--data ../shared/data] [--num-images 1000] [--configs 32:default 1:1 32:1]
 
@@ -26,7 +26,7 @@ import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import DATA, REPO, command_line, cpu_model, result_path, write_text
 
 
 def extract(zip_path: Path, folder: Path, n: int, seed: int = 0) -> list:
@@ -68,11 +68,11 @@ def run(folder: Path, output: Path, batch_size: int, threads, extra) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--num-images", type=int, default=1000)
     parser.add_argument("--configs", nargs="+", default=["32:default", "1:1", "32:1"],
                         help="BATCH_SIZE:THREADS runs (THREADS 'default': torch's default, no --threads).")
-    parser.add_argument("--output", default=str(REPO / "benchmarks" / "PREDICT_FOLDER.md"))
+    parser.add_argument("--output", default=str(result_path("predict_folder")))
     parser.add_argument("extra", nargs="*", help="Further fer-hf predict options (after --).")
     args = parser.parse_args()
     load = os.getloadavg()
@@ -91,7 +91,7 @@ def main():
     load_after = os.getloadavg()
 
     lines = ["# `fer-hf predict` on a folder of 1,000 real face images", "",
-             f"Written by `python benchmarks/predict_folder.py{' ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''}`.",
+             f"Written by `{command_line('predict_folder')}`.",
              "",
              f"Input: {args.num_images} FER2013 PrivateTest images (48x48 grayscale JPEG face crops; a fixed random "
              "subset, seed 0, of `fer2013/fer2013_images.zip`), extracted to a temporary folder.",
@@ -100,7 +100,7 @@ def main():
              f"{os.cpu_count()} CPU cores, shared with two training runs and other jobs going on at the same time (load average "
              f"{load[0]:.1f} before, {load_after[0]:.1f} after). Absolute numbers are therefore low and noisy; "
              "on an idle machine expect more.", "",
-             f"Machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}.", "",
+             f"Machine: {cpu_model()}, Python {platform.python_version()}.", "",
              "| --batch-size | torch threads | images/s (processing) | processing s | wall s (incl. start-up, model loading) "
              "| peak RSS MiB | faces | files without a face | errors |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -122,7 +122,7 @@ def main():
               "(`accelerate launch`), give each process its share of the cores.", "",
               "MTCNN finds no face in some 48x48 crops (the face fills the whole image); those files are "
               "`no face` rows."]
-    Path(args.output).write_text("\n".join(lines) + "\n")
+    write_text(args.output, "\n".join(lines))
     print("\n".join(lines))
 
 

@@ -48,9 +48,8 @@ import time
 import zipfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "benchmarks"))
-from train_zoo import COMMON, ZOO_RUNS  # noqa: E402
+from common import REPO
+from train_zoo import COMMON, ZOO_RUNS
 
 #: name -> flags over COMMON. Seeds differ so that the members of the teacher ensemble differ.
 TEACHERS = {

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from common import REPO
 
 #: Shared recipe: AdamW + OneCycle, label smoothing, bf16 autocast (about 2x on this CPU), crp+cutout.
 COMMON = ("--mixed_precision bf16 --optimizer adamw --lr_scheduler onecycle --learning_rate 3e-3 "

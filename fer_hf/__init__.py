@@ -6,12 +6,13 @@ Models are `transformers.PreTrainedModel`s registered with the Auto classes, so 
 """
 
 from .image_processing_fer import FerImageProcessor
-from .models import FER2013_LABELS, FER_MODEL_TYPES  # noqa: F401  (registers every family with the Auto classes)
+from .inference.recognizer import FaceExpressionRecognizer
+from .labels import FER2013_LABELS
+from .models import FER_MODEL_TYPES  # noqa: F401  (registers every family with the Auto classes)
+from .models.hub import DEFAULT_MODEL_DIR
 from .models.vgg import FerVGGConfig, FerVGGForImageClassification, FerVGGModel, FerVGGPreTrainedModel
 
 __version__ = "0.1.0"
-
-from .recognizer import DEFAULT_MODEL_DIR, FaceExpressionRecognizer  # noqa: E402
 
 __all__ = [
     "FER2013_LABELS",

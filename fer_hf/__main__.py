@@ -1,7 +1,7 @@
-"""``python -m fer_hf``: the ``fer-hf`` command line (see `fer_hf.cli`)."""
+"""``python -m fer_hf``: the ``fer-hf`` command line (see `fer_hf.cli.commands`)."""
 
 import sys
 
-from .cli import main
+from .cli.commands import main
 
 sys.exit(main())

@@ -3,7 +3,7 @@
 Gradio runs each request in a worker thread from a pool of up to 40. glibc's malloc gives each thread that
 allocates its own arena (up to 8 per core) and keeps freed memory in it, so the server's resident memory
 rose with every new worker thread that ran a recognition: +600 MB over 4 x 40 s of 20 concurrent clients,
-still rising (`benchmarks/concurrency.py --rounds 4`, benchmarks/CONCURRENCY.md). Capping the arenas at 2
+still rising (`benchmarks/concurrency.py --rounds 4`, benchmarks/results/concurrency.md). Capping the arenas at 2
 keeps it flat at the cost of some allocator contention, which the app's single recognition lock makes moot.
 """
 

@@ -19,6 +19,15 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 
+def load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module, imported as when it runs as a script (its folder on sys.path)."""
+    import importlib
+
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
+    return importlib.import_module(name)
+
+
 def pytest_collection_modifyitems(config, items):
     if not DATA.is_dir():
         skip = pytest.mark.skip(reason=f"real data folder {DATA} not found (set FER_HF_DATA)")

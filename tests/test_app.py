@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from fer_hf import FER2013_LABELS
-from fer_hf.app_functions import analyze_batch, analyze_frame, analyze_image, batch_headers, model_choices
+from fer_hf.app.handlers import analyze_batch, analyze_frame, analyze_image, model_choices
+from fer_hf.inference.results import table_fields
 
 from conftest import SAMPLES, app_page, needs_chromium
 
@@ -53,7 +54,7 @@ def test_batch_keeps_going_past_a_corrupt_file(tmp_path):
                                                       progress=lambda f, desc=None: calls.append(f))
     assert calls[-1] == 1.0 and len(calls) == len(files) + 1
     rows = list(csv.DictReader(open(csv_path)))
-    assert list(rows[0]) == batch_headers(FER2013_LABELS)
+    assert list(rows[0]) == table_fields(FER2013_LABELS)
     by_file = {}
     for row in rows:
         by_file.setdefault(row["file"], []).append(row)
@@ -78,7 +79,7 @@ def test_webcam_frames_report_fps():
 
 
 def test_webcam_detects_every_n_frames_and_mirrors():
-    from fer_hf import app_functions
+    from fer_hf.app import handlers as app_functions
 
     photo = Image.open(SAMPLES / "group.jpeg").convert("RGB")
     frame = np.asarray(photo)
@@ -105,12 +106,12 @@ def test_concurrent_requests_keep_their_own_detector():
     from concurrent.futures import ThreadPoolExecutor
 
     photo = SAMPLES / "group.jpeg"
-    expected = {det: analyze_image(photo, detector=det, min_face_size=size)[5]
+    expected = {det: analyze_image(photo, detector=det, min_face_size=size).summary
                 for det, size in (("mtcnn", 20), ("haar", 60))}
     assert expected["mtcnn"] != expected["haar"]
     jobs = [("mtcnn", 20), ("haar", 60)] * 4
     with ThreadPoolExecutor(4) as pool:
-        summaries = list(pool.map(lambda job: analyze_image(photo, detector=job[0], min_face_size=job[1])[5], jobs))
+        summaries = list(pool.map(lambda job: analyze_image(photo, detector=job[0], min_face_size=job[1]).summary, jobs))
     assert summaries == [expected[det] for det, _ in jobs]
 
 
@@ -178,7 +179,7 @@ def test_a_typed_model_that_is_not_fer_hf_gets_a_clear_message(server, tmp_path)
 
     from gradio_client import Client, handle_file
 
-    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+    from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
     folder = tmp_path / "other_model"
     shutil.copytree(DEFAULT_MODEL_DIR, folder)
@@ -286,7 +287,7 @@ def test_ensemble_members_shown_beside_the_ensemble(tmp_path, default_recognizer
     ensemble.save_pretrained(folder)
     default_recognizer.image_processor.save_pretrained(folder)
     photo = SAMPLES / "group.jpeg"
-    summary = analyze_image(photo, model=str(folder), detector="mtcnn")[5]
+    summary = analyze_image(photo, model=str(folder), detector="mtcnn").summary
     assert "| face | ensemble | released (weight 0.70) | surprised (weight 0.30) |" in summary
     default_recognizer.set_options(detector="mtcnn", min_face_size=20)
     alone = default_recognizer.predict(photo)

@@ -6,8 +6,9 @@ import json
 import pytest
 from PIL import Image
 
-from fer_hf.app_functions import analyze_video_upload, check_video_upload, video_limits
-from fer_hf.video import probe_video, timeline_headers
+from fer_hf.app.handlers import analyze_video_upload
+from fer_hf.app.uploads import check_video_upload, video_limits
+from fer_hf.inference.video import probe_video, timeline_headers
 
 from conftest import SAMPLES, app_page, needs_chromium
 

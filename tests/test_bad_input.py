@@ -5,7 +5,7 @@ cases) goes through the recognizer (``predict`` / ``load_image``, paths and file
 functions (``analyze_image``, ``analyze_batch``, ``analyze_video_upload``), the CLI (``fer-hf predict`` in
 process, ``fer-hf evaluate`` on an image folder), every loader (``load_fer2013`` from a folder, a zip and a
 CSV, ``load_ferplus`` official folder and zip, ``load_ckplus``, ``load_sfew``, ``load_jaffe``, the
-``imagefolder`` path of ``fer-hf evaluate``) and ``fer_hf.video.analyze_video``.
+``imagefolder`` path of ``fer-hf evaluate``) and ``fer_hf.inference.video.analyze_video``.
 
 *Clear error*, precisely (`clear_error_problem`, `clear_status_problem`):
 
@@ -74,7 +74,7 @@ def hypothesis_settings(examples: int):
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
-    """One torch thread: on a busy 2-core machine several threads are ~20x slower (benchmarks/PREDICT_FOLDER.md)."""
+    """One torch thread: on a busy 2-core machine several threads are ~20x slower (benchmarks/results/predict_folder.md)."""
     import torch
 
     before = torch.get_num_threads()
@@ -194,7 +194,7 @@ def test_corpus_has_over_1000_cases_of_every_kind(corpus):
 # ---------------------------------------------------------------------------------------------- recognizer
 
 def test_recognizer_predict_on_every_file(images, default_recognizer):
-    from fer_hf.recognizer import load_image
+    from fer_hf.image_io import load_image
 
     failures = []
     for case in images:
@@ -238,7 +238,7 @@ def test_in_memory_inputs(default_recognizer):
     """Arrays (NaN / inf, every dtype, odd shapes), tensors and PIL images (16-bit, float, CMYK, empty,
     lazily opened broken files) through the recognizer, the app's analyze_image and analyze_frame (webcam)
     and the image processor."""
-    from fer_hf.app_functions import analyze_frame, analyze_image
+    from fer_hf.app.handlers import analyze_frame, analyze_image
     from fer_hf.image_processing_fer import FerImageProcessor
 
     processor = FerImageProcessor()
@@ -254,7 +254,7 @@ def test_in_memory_inputs(default_recognizer):
             return result
 
         def app(make=make, case=case):
-            table = analyze_image(make(), output_dir=tempfile.mkdtemp(prefix="bad_input_app_"))[1]
+            table = analyze_image(make(), output_dir=tempfile.mkdtemp(prefix="bad_input_app_")).table
             assert len(table) >= case.faces
             return table
 
@@ -285,11 +285,7 @@ def test_in_memory_inputs(default_recognizer):
 
 
 def test_pixel_limit_is_configurable_and_checked_before_decoding(tmp_path, monkeypatch, default_recognizer):
-    from fer_hf.image_processing_fer import (
-        ImageTooLargeError,
-        max_image_pixels,
-        open_image,
-    )
+    from fer_hf.image_io import ImageTooLargeError, max_image_pixels, open_image
 
     assert max_image_pixels() == 50_000_000
     small, over = tmp_path / "31x32.png", tmp_path / "40x40.png"
@@ -326,14 +322,13 @@ def test_special_files(tmp_path, default_recognizer):
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
         default_recognizer.predict(fifo)
-    from fer_hf.predict import predict_images
 
-    [(_, result, _)] = list(predict_images(default_recognizer, [str(fifo)]))
+    [(_, result, _)] = list(default_recognizer.predict_batch([str(fifo)]))
     assert isinstance(result, ValueError) and stat.S_ISFIFO(os.stat(fifo).st_mode)
 
 
 def test_classical_pipeline_on_odd_images():
-    from fer_hf.classical import ClassicalFERPipeline
+    from fer_hf.training.classical import ClassicalFERPipeline
 
     model = ClassicalFERPipeline(detect_faces=True)
     odd = [np.zeros((1, 1), np.uint8), np.zeros((1, 300, 3), np.uint8), np.zeros((300, 1), np.uint16),
@@ -351,7 +346,7 @@ def test_classical_pipeline_on_odd_images():
 # ---------------------------------------------------------------------------------------------- the app
 
 def test_app_analyze_image_on_every_file(images):
-    from fer_hf.app_functions import analyze_image
+    from fer_hf.app.handlers import analyze_image
 
     failures = []
     out = Path(tempfile.mkdtemp(prefix="bad_input_analyze_image_"))
@@ -394,7 +389,7 @@ def check_rows(case: Case, rows: list):
 
 
 def test_app_analyze_batch_on_every_file(images, monkeypatch):
-    from fer_hf.app_functions import analyze_batch
+    from fer_hf.app.handlers import analyze_batch
 
     monkeypatch.setenv("FER_HF_MAX_BATCH_FILES", "100000")
     out = Path(tempfile.mkdtemp(prefix="bad_input_batch_"))
@@ -416,7 +411,7 @@ def test_app_analyze_batch_on_every_file(images, monkeypatch):
 def test_app_batch_zip_with_unsafe_entries(images, tmp_path, monkeypatch):
     """A zip uploaded to the Batch tab: its unsafe entries are skipped (one row each), nothing is written
     outside the temporary folder, every good image is processed and every bad one is one error row."""
-    from fer_hf.app_functions import analyze_batch
+    from fer_hf.app.handlers import analyze_batch
 
     monkeypatch.setenv("FER_HF_MAX_BATCH_FILES", "100000")
     chosen = [c for c in images if c.path.is_file() and not c.path.is_symlink() and c.path.stat().st_size < 300_000
@@ -445,8 +440,8 @@ def test_app_batch_zip_with_unsafe_entries(images, tmp_path, monkeypatch):
 
 
 def test_app_video_upload_and_analyze_video(videos, default_recognizer, tmp_path):
-    from fer_hf.app_functions import analyze_video_upload
-    from fer_hf.video import analyze_video
+    from fer_hf.app.handlers import analyze_video_upload
+    from fer_hf.inference.video import analyze_video
 
     failures = []
     for index, case in enumerate(videos):
@@ -458,7 +453,7 @@ def test_app_video_upload_and_analyze_video(videos, default_recognizer, tmp_path
 
         def app(case=case, index=index):
             output = analyze_video_upload(str(case.path), sample_fps=None, output_dir=tmp_path / f"v{index}")
-            assert os.path.isfile(output[0]) and os.path.isfile(output[2])
+            assert os.path.isfile(output.video_path) and os.path.isfile(output.csv_path)
             return output
 
         for interface, call in (("analyze_video", direct), ("analyze_video_upload", app)):
@@ -475,8 +470,8 @@ def test_one_pixel_video(tmp_path, default_recognizer):
     """1x1 frames: analysed (no face); the app, which must write an H.264 copy, says they are too small."""
     import av
 
-    from fer_hf.app_functions import analyze_video_upload
-    from fer_hf.video import analyze_video
+    from fer_hf.app.handlers import analyze_video_upload
+    from fer_hf.inference.video import analyze_video
 
     path = tmp_path / "one-pixel.avi"
     with av.open(str(path), "w") as container:
@@ -496,7 +491,7 @@ def test_one_pixel_video(tmp_path, default_recognizer):
 # ---------------------------------------------------------------------------------------------- the CLI
 
 def test_cli_predict_on_every_file(corpus, tmp_path, capsys):
-    from fer_hf.cli import main
+    from fer_hf.cli.commands import main
 
     cases = corpus
     output = tmp_path / "predictions.csv"
@@ -518,7 +513,7 @@ def test_cli_predict_on_every_file(corpus, tmp_path, capsys):
 def test_cli_predict_on_a_folder_with_special_files(tmp_path, capsys):
     """``fer-hf predict FOLDER -r``: FIFOs, broken links and link loops are not read (no hang), hidden files are
     left out, every image is one row or more."""
-    from fer_hf.cli import main
+    from fer_hf.cli.commands import main
 
     root = tmp_path / "photos"
     (root / "nested" / "deeper").mkdir(parents=True)
@@ -799,9 +794,9 @@ def test_ferplus_loader_on_the_corpus_folder_and_zip(loader_cases, tmp_path):
 
 def test_evaluate_imagefolder_on_the_corpus(loader_cases, tmp_path, capsys):
     """``fer-hf evaluate --dataset imagefolder``: the bad files are left out and reported, the rest evaluated."""
-    from fer_hf.cli import main
-    from fer_hf.evaluation import load_evaluation_split
-    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+    from fer_hf.cli.commands import main
+    from fer_hf.evaluation.report import load_evaluation_split
+    from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
     by_id = {}
     for i, case in enumerate(loader_cases):
@@ -966,7 +961,8 @@ MODES = ["1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK",
 @given(st.sampled_from(MODES), st.integers(1, 120), st.integers(1, 120), st.integers(0, 2 ** 32 - 1),
        st.sampled_from([None, np.nan, np.inf]), st.integers(0, 8))
 def test_processor_and_read_image_on_every_pil_mode(mode, width, height, seed, non_finite, orientation):
-    from fer_hf.image_processing_fer import FerImageProcessor, read_image
+    from fer_hf.image_io import read_image
+    from fer_hf.image_processing_fer import FerImageProcessor
 
     rng = np.random.default_rng(seed)
     if mode == "F":
@@ -1008,7 +1004,7 @@ def test_processor_and_read_image_on_every_pil_mode(mode, width, height, seed, n
        st.integers(1, 90), st.integers(1, 90))
 def test_read_image_agrees_with_pillow_on_damaged_files(key, seed, keep, flips, width, height):
     """Any cut and any byte flips of any encoding: a clear error exactly when Pillow cannot decode it."""
-    from fer_hf.image_processing_fer import read_image
+    from fer_hf.image_io import read_image
 
     fmt, options, _ = ENCODINGS[key]
     image = base_image(seed % 1000, (width, height))

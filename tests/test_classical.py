@@ -1,4 +1,4 @@
-"""The classical baseline (fer_hf.classical) on real data: features, fit / save / load, no pickle, tampered
+"""The classical baseline (fer_hf.training.classical) on real data: features, fit / save / load, no pickle, tampered
 files refused, the CK+ subject-independent protocol and the FER2013 protocol end to end (small subsets)."""
 
 import json
@@ -14,7 +14,7 @@ JAFFE = DATA / "jaffe"
 
 @pytest.fixture(scope="module")
 def ckplus():
-    from fer_hf.classical import _labels
+    from fer_hf.training.classical import _labels
     from fer_hf.data import load_ckplus
 
     data = load_ckplus(CKPLUS)["train"]
@@ -26,7 +26,7 @@ def ckplus():
 def trained(ckplus, tmp_path_factory):
     """A model fitted on ~300 CK+ images of one set of subjects, saved; the held-out images come from the
     other subjects only (no subject on both sides)."""
-    from fer_hf.classical import ClassicalFERPipeline
+    from fer_hf.training.classical import ClassicalFERPipeline
 
     data, names, labels, subjects = ckplus
     rng = np.random.default_rng(0)
@@ -44,7 +44,7 @@ def trained(ckplus, tmp_path_factory):
 def test_features_have_the_documented_shape_and_are_deterministic(ckplus):
     from skimage.filters import gabor
 
-    from fer_hf.classical import ClassicalFERPipeline
+    from fer_hf.training.classical import ClassicalFERPipeline
 
     data, _, _, _ = ckplus
     images = data.select(range(0, 981, 123))["image"]
@@ -71,7 +71,7 @@ def test_features_have_the_documented_shape_and_are_deterministic(ckplus):
 def test_haar_detection_crops_whole_frames():
     from PIL import Image
 
-    from fer_hf.classical import ClassicalFERPipeline
+    from fer_hf.training.classical import ClassicalFERPipeline
 
     frames = [Image.open(path) for path in sorted(JAFFE.glob("*.tiff"))[:2]]  # 256x256 JAFFE frames
     model = ClassicalFERPipeline(detect_faces=True, min_face_size=80)
@@ -85,7 +85,7 @@ def test_haar_detection_crops_whole_frames():
 def test_save_load_identical_probabilities_and_above_chance(trained, ckplus):
     from scipy.stats import binom
 
-    from fer_hf.classical import ClassicalFERPipeline
+    from fer_hf.training.classical import ClassicalFERPipeline
 
     data, names, labels, subjects = ckplus
     model, test = trained["model"], trained["test"]
@@ -154,7 +154,7 @@ def _rewrite(folder, edit_metadata=None, edit_tensors=None):
     (lambda s: s.update({"extra": {"class": "sklearn.svm.SVC", "state": {}}}), "expected"),
 ])
 def test_loading_refuses_untrusted_types(trained, tmp_path, tamper, message):
-    from fer_hf.classical import ClassicalFERPipeline, UnsafeModelError
+    from fer_hf.training.classical import ClassicalFERPipeline, UnsafeModelError
 
     folder = shutil.copytree(trained["folder"], tmp_path / "tampered")
     _rewrite(folder, edit_metadata=tamper)
@@ -163,7 +163,7 @@ def test_loading_refuses_untrusted_types(trained, tmp_path, tamper, message):
 
 
 def test_loading_refuses_tampered_tensors_and_configs(trained, tmp_path):
-    from fer_hf.classical import ClassicalFERPipeline, UnsafeModelError
+    from fer_hf.training.classical import ClassicalFERPipeline, UnsafeModelError
 
     folder = shutil.copytree(trained["folder"], tmp_path / "weights")
 
@@ -193,7 +193,7 @@ def test_loading_refuses_tampered_tensors_and_configs(trained, tmp_path):
 
 
 def test_ckplus_subject_independent_cv_end_to_end(tmp_path):
-    from fer_hf.cli import main
+    from fer_hf.cli.commands import main
 
     out = tmp_path / "cv"
     code = main(["train-classical", "--dataset", "ckplus", "--data_dir", str(CKPLUS), "--output_dir", str(out),
@@ -215,7 +215,7 @@ def test_ckplus_subject_independent_cv_end_to_end(tmp_path):
 
 
 def test_fer2013_protocol_writes_model_results_and_card(tmp_path):
-    from fer_hf.classical import ClassicalFERPipeline, train_classical
+    from fer_hf.training.classical import ClassicalFERPipeline, train_classical
 
     out = tmp_path / "fer2013"
     results = train_classical("fer2013", FER2013_ZIP, out, max_train_samples=600, max_eval_samples=150,

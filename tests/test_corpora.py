@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 from fer_hf import FER2013_LABELS
-from fer_hf.data import (FERPLUS_LABELS, SFEW_UNUSABLE, InvalidRowsWarning, LabelSetWarning, canonical_label,
-                         data_quality_report, drop_cross_split_duplicates, ferplus_distribution_label,
-                         ferplus_majority_label, image_hashes, leave_one_subject_out, load_ckplus, load_ferplus,
-                         load_jaffe, load_sfew, stratified_kfold, subject_kfold)
+from fer_hf.data import (SFEW_UNUSABLE, InvalidRowsWarning, LabelSetWarning, data_quality_report,
+                         drop_cross_split_duplicates, ferplus_distribution_label, ferplus_majority_label, image_hashes,
+                         leave_one_subject_out, load_ckplus, load_ferplus, load_jaffe, load_sfew, stratified_kfold,
+                         subject_kfold)
+from fer_hf.labels import FERPLUS_LABELS, canonical_label
 
 from conftest import CKPLUS, DATA
 
@@ -330,7 +331,7 @@ def test_jaffe_names_subjects_and_leave_one_subject_out():
 
 def test_jaffe_faces_are_detected_cropped_and_cached(tmp_path, monkeypatch):
     """The one slow test: MTCNN on the 213 frames, then the cache."""
-    import fer_hf.detection
+    import fer_hf.detection.detectors
 
     ds = _quiet(load_jaffe, JAFFE, cache_dir=tmp_path, label_set="ferplus")
     report = ds.face_report
@@ -354,7 +355,7 @@ def test_jaffe_faces_are_detected_cropped_and_cached(tmp_path, monkeypatch):
     def no_detector(*args, **kwargs):
         raise AssertionError("the detector must not run when the cache is complete")
 
-    monkeypatch.setattr(fer_hf.detection, "build_detector", no_detector)
+    monkeypatch.setattr(fer_hf.detection.detectors, "build_detector", no_detector)
     again = _quiet(load_jaffe, JAFFE, cache_dir=tmp_path, label_set="ferplus")
     assert again.face_report["from_cache"] and again.face_report["cache_dir"] == report["cache_dir"]
     assert again["train"][5]["image"].tobytes() == train[5]["image"].tobytes()

@@ -1,19 +1,16 @@
 """benchmarks/cross_dataset.py measures only the rows and columns it is asked for and keeps every other cell
 of the table with the command and date that measured it (a model released again is measured alone)."""
 
-import importlib.util
 import json
 import shlex
 import shutil
 
 import pytest
-from conftest import DATA, REPO
+from conftest import DATA, REPO, load_benchmark
 
-spec = importlib.util.spec_from_file_location("cross_dataset", REPO / "benchmarks" / "cross_dataset.py")
-cross_dataset = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(cross_dataset)
+cross_dataset = load_benchmark("cross_dataset")
 
-COMMITTED = REPO / "benchmarks" / "cross_dataset.json"
+COMMITTED = REPO / "benchmarks" / "results" / "cross_dataset.json"
 
 
 @pytest.mark.skipif(not (DATA / "jaffe").is_dir(), reason="JAFFE not found")
@@ -28,7 +25,7 @@ def test_one_cell_is_measured_again_and_every_other_cell_is_kept(tmp_path):
     assert "fer-vgg-fer2013" in before and all(cell["command"] for row in before.values() for cell in row.values())
     argv = ["--data", str(DATA), "--models", "fer-vgg-fer2013", "--corpora", "JAFFE (all)",
             "--reports_dir", str(tmp_path / "reports"), "--json", str(table_json),
-            "--output", str(tmp_path / "CROSS_DATASET.md")]
+            "--output", str(tmp_path / "cross_dataset.md")]
     after = cross_dataset.main(argv)
 
     assert json.loads(table_json.read_text())["table"] == after
@@ -42,7 +39,7 @@ def test_one_cell_is_measured_again_and_every_other_cell_is_kept(tmp_path):
         for column, kept in row.items():
             if (model, column) != ("fer-vgg-fer2013", "JAFFE (all)"):
                 assert after[model][column] == kept, (model, column)
-    text = (tmp_path / "CROSS_DATASET.md").read_text()
+    text = (tmp_path / "cross_dataset.md").read_text()
     assert f"| `fer-vgg-fer2013` | {after['fer-vgg-fer2013']['FER2013 PrivateTest']['accuracy'] * 100:.2f}%" in text
     assert f"- `{command}` ({cell['date']}): `fer-vgg-fer2013` (JAFFE (all))" in text
     assert f"- `{old['command']}`" in text

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from fer_hf import FER2013_LABELS
-from fer_hf.data import (InvalidRowsWarning, MixedTestSplitWarning, canonical_label, load_fer2013,
-                         load_fer2013_csv, load_fer2013_image_folder)
+from fer_hf.data import (InvalidRowsWarning, MixedTestSplitWarning, load_fer2013, load_fer2013_csv,
+                         load_fer2013_image_folder)
+from fer_hf.labels import canonical_label
 
 from conftest import FER2013_ZIP
 

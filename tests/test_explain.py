@@ -1,4 +1,4 @@
-"""Grad-CAM (fer_hf.explain) on real faces: every family's maps, the released model's explanations, the
+"""Grad-CAM (fer_hf.inference.explain) on real faces: every family's maps, the released model's explanations, the
 Image tab's gallery (function, API and the page in Chromium)."""
 
 import io
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from fer_hf import FerImageProcessor
-from fer_hf.explain import explain_faces, grad_cam, grad_cam_target_layers
+from fer_hf.inference.explain import explain_faces, grad_cam, grad_cam_target_layers
 from fer_hf.models import FER_MODEL_PRESETS, build_model
 from fer_hf.models.ensemble import FerEnsembleForImageClassification
 
@@ -211,7 +211,7 @@ def test_explain_faces_on_the_group_photo(default_recognizer, group_explained):
 
 
 def test_analyze_image_gallery(tmp_path):
-    from fer_hf.app_functions import analyze_image
+    from fer_hf.app.handlers import analyze_image
 
     *_, summary, gallery = analyze_image(SAMPLES / "group.jpeg", output_dir=tmp_path, explain=True)
     assert len(gallery) == 4

@@ -161,7 +161,7 @@ def straight(tmp_path_factory, data_zip):
 
 
 def test_sigkill_at_random_points_then_resume_ends_like_an_uninterrupted_run(straight, tmp_path):
-    from train_accelerate import latest_checkpoint
+    from fer_hf.training.checkpointing import latest_checkpoint
 
     reference, seconds = straight
     out = tmp_path / "run"
@@ -192,7 +192,7 @@ def test_sigkill_at_random_points_then_resume_ends_like_an_uninterrupted_run(str
 
 
 def test_kill_inside_a_checkpoint_write_resumes_from_the_previous_checkpoint(straight, tmp_path):
-    from train_accelerate import latest_checkpoint
+    from fer_hf.training.checkpointing import latest_checkpoint
 
     reference, _ = straight
     out = tmp_path / "run"
@@ -310,7 +310,7 @@ def test_a_truncated_log_line_is_skipped(tmp_path):
 
 
 def test_latest_checkpoint_ignores_staging_and_incomplete_folders(tmp_path):
-    from train_accelerate import latest_checkpoint, recover_run_folder
+    from fer_hf.training.checkpointing import latest_checkpoint, recover_run_folder
 
     checkpoints = tmp_path / "checkpoints"
     for name, state in (("epoch_1", "{}"), ("epoch_2", None), ("epoch_3", '{"epoch": 3, "hist'),

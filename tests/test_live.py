@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from conftest import SAMPLES
-from fer_hf.live import LiveFaceAnalyzer, draw_probability_bars, measure_live_path
+from fer_hf.inference.drawing import draw_probability_bars
+from fer_hf.inference.live import LiveFaceAnalyzer, measure_live_path
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ def test_measure_live_path(default_recognizer):
 def test_benchmark_command_measures_the_photo(tmp_path, capsys):
     import json
 
-    from fer_hf.cli import main
+    from fer_hf.cli.commands import main
 
     out = tmp_path / "bench.json"
     assert main(["benchmark", "--image", str(SAMPLES / "group.jpeg"), "--repeats", "2", "--batch-size", "8",

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.skipif(not all((SAMPLES / name).is_file() for name in F
 
 
 def test_long_video_script_measures_every_path_in_its_own_process(tmp_path):
-    output = tmp_path / "LONG_VIDEO.md"
+    output = tmp_path / "long_video.md"
     env = {k: v for k, v in os.environ.items() if not k.startswith("FER_HF_MAX_VIDEO_")}
     env["HF_HUB_OFFLINE"] = "1"
     done = subprocess.run(

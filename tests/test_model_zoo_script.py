@@ -3,26 +3,23 @@ with the command, date and machine that measured it; a row's accuracy comes from
 --runs_dir, or stays what it was when that run is not on this machine."""
 
 import datetime
-import importlib.util
 import json
 import shlex
 import shutil
 
-from conftest import REPO
+from conftest import REPO, load_benchmark
 
 from fer_hf.models import build_model
-from fer_hf.profiling import count_parameters
+from fer_hf.evaluation.profiling import count_parameters
 
-spec = importlib.util.spec_from_file_location("model_zoo", REPO / "benchmarks" / "model_zoo.py")
-model_zoo = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(model_zoo)
+model_zoo = load_benchmark("model_zoo")
 
-COMMITTED = REPO / "benchmarks" / "model_zoo.json"
+COMMITTED = REPO / "benchmarks" / "results" / "model_zoo.json"
 RELEASED_RUN = REPO / "model_cards" / "fer-vgg-fer2013" / "eval_results.json"  # a fer-vgg training run
 
 
 def test_only_measures_those_rows_and_keeps_the_others(tmp_path):
-    table_json, table_md = tmp_path / "model_zoo.json", tmp_path / "MODEL_ZOO.md"
+    table_json, table_md = tmp_path / "model_zoo.json", tmp_path / "model_zoo.md"
     shutil.copy(COMMITTED, table_json)
     before = model_zoo.load_rows(table_json)
     assert all(row["command"] and row["machine"] for row in before.values())

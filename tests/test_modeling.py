@@ -8,7 +8,7 @@ from PIL import Image
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForImageClassification, pipeline
 
 from fer_hf import FER2013_LABELS, FerImageProcessor, FerVGGConfig, FerVGGForImageClassification
-from fer_hf.recognizer import DEFAULT_MODEL_DIR
+from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
 from conftest import CKPLUS, FER2013_ZIP
 

@@ -11,8 +11,8 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import AutoModelForImageClassification
 
-from fer_hf import backbones
-from fer_hf.backbones import load_backbone_weights
+from fer_hf.training import backbones
+from fer_hf.training.backbones import load_backbone_weights
 from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import build_config, build_model
 from fer_hf.models.efficientnet import (

@@ -12,8 +12,8 @@ from fer_hf import FaceExpressionRecognizer
 from fer_hf.data import dataset_to_uint8
 from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import FerEnsembleForImageClassification, build_model
-from fer_hf.onnx_export import OnnxImageClassifier, cached_onnx_export, export_onnx
-from fer_hf.recognizer import DEFAULT_MODEL_NAME, MODEL_CARDS_DIR
+from fer_hf.inference.onnx import OnnxImageClassifier, cached_onnx_export, export_onnx
+from fer_hf.models.hub import DEFAULT_MODEL_NAME, MODEL_CARDS_DIR
 
 from conftest import SAMPLES
 
@@ -136,7 +136,7 @@ def test_ensemble_exports_with_parity(test_faces, tmp_path):
 def default_exports(tmp_path_factory, fer2013):
     """The default model exported by the CLI (float32) and by export_onnx (int8 static QDQ, calibrated on 256
     real FER2013 training faces)."""
-    from fer_hf.cli import main
+    from fer_hf.cli.commands import main
 
     folder = tmp_path_factory.mktemp("default_onnx")
     fp32 = folder / "fp32" / "model.onnx"
@@ -172,7 +172,7 @@ def test_int8_agrees_with_fp32_on_500_real_faces(default_exports, private_test_5
     p32 = np.concatenate([onnx_probabilities(fp32, pixel_values[i:i + 64]) for i in range(0, 500, 64)])
     p8 = np.concatenate([onnx_probabilities(int8, pixel_values[i:i + 64]) for i in range(0, 500, 64)])
     agreement = (p8.argmax(1) == p32.argmax(1)).mean()
-    # measured: 99.1% agreement on all 3,589 PrivateTest faces (benchmarks/ONNX.md), 98.6-99.6% on this subset
+    # measured: 99.1% agreement on all 3,589 PrivateTest faces (benchmarks/results/onnx_benchmark.md), 98.6-99.6% on this subset
     assert agreement >= 0.97, agreement
     assert abs((p8.argmax(1) == labels).mean() - (p32.argmax(1) == labels).mean()) <= 0.02
     assert np.abs(p8 - p32).max() > 1e-4  # really quantised, not a copy of the float model
@@ -191,7 +191,7 @@ def test_cli_export_onnx_output(default_exports):
 
 
 def test_cli_export_onnx_errors(tmp_path, capsys):
-    from fer_hf.cli import main
+    from fer_hf.cli.commands import main
 
     (tmp_path / "notes.txt").write_text("not a model")
     assert main(["export-onnx", str(tmp_path), str(tmp_path / "out.onnx")]) == 2

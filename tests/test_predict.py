@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from fer_hf import FER2013_LABELS
-from fer_hf.app_functions import batch_headers
-from fer_hf.cli import build_parser, main
-from fer_hf.predict import VIDEO_FIELDS, collect_files, predict_images, run_predict
+from fer_hf.cli.commands import build_parser, main
+from fer_hf.cli.predict import collect_files, run_predict
+from fer_hf.inference.results import VIDEO_FIELDS, table_fields
 
 from conftest import REPO, SAMPLES
 
@@ -108,7 +108,7 @@ def test_sample_photos_csv_json_jsonl_agree(tmp_path, capsys):
     assert main(["predict", *[str(SAMPLES / n) for n in PHOTOS], "--output", str(tmp_path / "r.csv")]) == 0
     printed = capsys.readouterr().out
     header, rows = _read(tmp_path / "r.csv")
-    assert header == batch_headers(FER2013_LABELS)
+    assert header == table_fields(FER2013_LABELS)
     table = [dict(zip(header, r)) for r in rows]
     faces = {n: [r for r in table if r["file"] == str(SAMPLES / n)] for n in PHOTOS}
     assert [len(faces[n]) for n in PHOTOS] == [1, 4, 1, 2, 1, 1, 1]
@@ -159,7 +159,7 @@ def test_batches_mix_images_and_equal_per_image_predict(default_recognizer, monk
     for batch_size, batches in ((1, [1, 1, 1, 1, 1]), (3, [3, 2]), (64, [5])):
         calls.clear()
         images[3].seek(0)
-        results = list(predict_images(recognizer, images, batch_size=batch_size))
+        results = list(recognizer.predict_batch(images, batch_size=batch_size))
         assert calls == batches  # batch 3: the baby's face and two group faces in one forward pass
         assert [index for index, _, _ in results] == [0, 1, 2, 3]
         for (_, faces, _), (boxes, probabilities) in zip(results, expected):
@@ -169,7 +169,7 @@ def test_batches_mix_images_and_equal_per_image_predict(default_recognizer, monk
             assert [f["top_emotion"] for f in faces] == [FER2013_LABELS[i] for i in probabilities.argmax(1)]
         assert isinstance(results[3][1], Image.UnidentifiedImageError)
     with pytest.raises(ValueError):
-        next(predict_images(recognizer, images, batch_size=0))
+        next(recognizer.predict_batch(images, batch_size=0))
 
 
 def test_folder_unreadable_files_are_one_error_row_each(folder, reference):
@@ -215,7 +215,7 @@ def test_video_rows_and_unreadable_video(tmp_path, default_recognizer):
                         "--sample-fps", "1", "--output", tmp_path / "v.jsonl"], recognizer=default_recognizer)
     records = [json.loads(line) for line in (tmp_path / "v.jsonl").read_text().splitlines()]
     header = list(records[0])
-    assert header[:4] == ["file", *VIDEO_FIELDS] and header[4:] == batch_headers(FER2013_LABELS)[1:]
+    assert header[:4] == ["file", *VIDEO_FIELDS] and header[4:] == table_fields(FER2013_LABELS)[1:]
     video = [r for r in records if r["file"].endswith("cc0_faces_slideshow.mp4")]
     assert {r["frame_index"] for r in video} == set(range(0, 120, 15))  # 15 fps, one frame a second
     assert all(r["status"] == "ok" and r["face_index"] is not None for r in video)

@@ -47,7 +47,7 @@ def test_fine_tuning_carries_the_classifier_over_by_label_name(tmp_path):
     from transformers import AutoModelForImageClassification
 
     import fer_hf  # noqa: F401
-    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+    from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
     out = tmp_path / "ft"
     train(["--dataset", "ckplus", "--data_dir", str(CKPLUS), "--output_dir", str(out), "--cv", "stratified",

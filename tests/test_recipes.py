@@ -16,13 +16,13 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 import fer_hf  # noqa: F401  (registers the fer_hf model types)
 from fer_hf import FER2013_LABELS
-from fer_hf.augmentation import AUGMENTATION_PRESETS, apply_preset, random_erasing
-from fer_hf.ensembling import fit_member_weights
-from fer_hf.losses import class_weights, classification_loss, distillation_loss
+from fer_hf.training.augmentation import AUGMENTATION_PRESETS, apply_preset, random_erasing
+from fer_hf.training.ensembling import fit_member_weights
+from fer_hf.training.losses import class_weights, classification_loss, distillation_loss
 from fer_hf.models import build_model
 from fer_hf.models.ensemble import FerEnsembleForImageClassification
-from fer_hf.recognizer import DEFAULT_MODEL_DIR
-from fer_hf.tta import tta_log_probs, tta_views
+from fer_hf.models.hub import DEFAULT_MODEL_DIR
+from fer_hf.inference.tta import tta_log_probs, tta_views
 
 from conftest import DATA, FER2013_ZIP, REPO
 
@@ -284,7 +284,7 @@ def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surpr
     copy weight 0, so the written ensemble holds the released model alone and the card names the other.
     The folder held an earlier release with a ResNet member: its model code is gone, the new code is there."""
     import fer_hf.data
-    from fer_hf.ensembling import build_ensemble
+    from fer_hf.training.ensembling import build_ensemble
 
     decodes = []
     decode = fer_hf.data.dataset_to_uint8
@@ -322,7 +322,7 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir
     the held-out Train movies train_accelerate.py selects on (none of them in SFEW Val or in the rest of
     Train), and the card names SFEW's splits, not FER2013's."""
     from fer_hf.data import group_holdout, load_sfew
-    from fer_hf.ensembling import build_ensemble, ensemble_splits
+    from fer_hf.training.ensembling import build_ensemble, ensemble_splits
 
     splits = ensemble_splits("sfew", DATA / "sfew")
     corpus = load_sfew(DATA / "sfew")
@@ -350,14 +350,14 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir
     from safetensors import safe_open
 
     from fer_hf.data import dataset_to_uint8
-    from fer_hf.ensembling import predict_probabilities
-    from fer_hf.evaluation import random_subset
+    from fer_hf.training.ensembling import predict_probabilities
+    from fer_hf.evaluation.report import random_subset
 
     with safe_open(str(tmp_path / "ensemble" / "model.safetensors"), "pt") as stored:
         assert {stored.get_slice(k).get_dtype() for k in stored.keys()} <= {"F16", "I64"}
     reloaded = AutoModelForImageClassification.from_pretrained(tmp_path / "ensemble")
     assert reloaded.dtype == torch.float32
-    from fer_hf.ensembling import safetensors_megabytes  # measures the float16 file exactly, from the model
+    from fer_hf.training.ensembling import (safetensors_megabytes)  # measures the float16 file exactly, from the model
 
     assert safetensors_megabytes(reloaded, "float16") * 1e6 == (tmp_path / "ensemble" / "model.safetensors").stat().st_size
     assert safetensors_megabytes(reloaded, "float32") > 1.9 * safetensors_megabytes(reloaded, "float16")
@@ -380,8 +380,8 @@ def test_build_ensemble_takes_a_released_ensembles_members_as_candidates(tmp_pat
     released weights (and 0 for the new candidate) the rebuilt ensemble predicts what the release predicts
     on real PrivateTest faces (a fixed random 100), and each member alone is the release's member output."""
     from fer_hf.data import dataset_to_uint8
-    from fer_hf.ensembling import build_ensemble, ensemble_splits, predict_probabilities
-    from fer_hf.evaluation import random_subset
+    from fer_hf.training.ensembling import build_ensemble, ensemble_splits, predict_probabilities
+    from fer_hf.evaluation.report import random_subset
 
     released_dir = REPO / "model_cards" / "fer-ensemble"
     released = AutoModelForImageClassification.from_pretrained(released_dir).eval()
@@ -422,7 +422,7 @@ def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tm
     is dropped, the weights are fitted again (the other member alone: weight 1), the written file is within
     the limit and measures what `safetensors_megabytes` said, and the card and results give both reasons a
     candidate was left out. Fixed weights over the limit are not refitted: they raise."""
-    from fer_hf.ensembling import build_ensemble, safetensors_megabytes
+    from fer_hf.training.ensembling import build_ensemble, safetensors_megabytes
 
     first_release = REPO / "model_cards" / "fer-vgg-fer2013"
     members = [str(DEFAULT_MODEL_DIR), str(first_release), str(surprised_model_dir)]

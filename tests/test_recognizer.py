@@ -109,7 +109,7 @@ def test_a_folder_with_custom_code_is_refused_without_running_it(tmp_path):
     import shutil
 
     from fer_hf import FaceExpressionRecognizer
-    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+    from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
     folder = tmp_path / "evil"
     shutil.copytree(DEFAULT_MODEL_DIR, folder)

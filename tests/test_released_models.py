@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from fer_hf.recognizer import MODEL_CARDS_DIR, FaceExpressionRecognizer, available_models
+from fer_hf.inference.recognizer import FaceExpressionRecognizer
+from fer_hf.models.hub import MODEL_CARDS_DIR, available_models
 
 from conftest import CKPLUS, DATA, SAMPLES, run_without_fer_hf
 
@@ -60,7 +61,7 @@ def test_card_headline_matches_eval_results(name):
 
 
 def test_app_offers_every_released_model():
-    from fer_hf.app_functions import model_choices
+    from fer_hf.app.handlers import model_choices
 
     choices = model_choices()
     assert choices[0] == "fer-vgg-44-distilled-ft" and set(RELEASED) <= set(choices), choices
@@ -78,7 +79,7 @@ def test_ferplus_release_on_real_photo_has_contempt_and_eight_probabilities():
 @pytest.mark.skipif(not FERPLUS_ZIP.is_file(), reason="FER+ data not available")
 def test_ferplus_release_accuracy_on_real_ferplus_test_faces():
     """Every 4th FER+ test (FER2013Test, majority vote) face: near the card's 86.87% (well above the
-    FER2013 model's 72.58% on the same test set, benchmarks/CROSS_DATASET.md)."""
+    FER2013 model's 72.58% on the same test set, benchmarks/results/cross_dataset.md)."""
     from fer_hf.data import load_ferplus
 
     test = load_ferplus(FERPLUS_ZIP)["test"]

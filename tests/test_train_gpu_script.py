@@ -2,18 +2,15 @@
 64 MiB working tree, the collection of finished runs into parts the device tool brings back (at most 8 files of
 16 MiB), and the schedule sizing."""
 
-import importlib.util
 import json
 import shutil
 import tarfile
 import zipfile
 
 import pytest
-from conftest import FER2013_ZIP, REPO
+from conftest import FER2013_ZIP, REPO, load_benchmark
 
-spec = importlib.util.spec_from_file_location("train_gpu", REPO / "benchmarks" / "train_gpu.py")
-train_gpu = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train_gpu)
+train_gpu = load_benchmark("train_gpu")
 
 RELEASED = REPO / "model_cards" / "fer-vgg-distilled"
 

@@ -87,11 +87,10 @@ def test_two_processes_gather_each_image_once(tmp_path):
     assert results["test"]["num_samples"] == 301
     assert int(np.sum(results["test"]["confusion_matrix"])) == 301
     # the gathered accuracy equals a single-process evaluation of the saved model on the same images
-    sys.path.insert(0, str(REPO))
-    import train_accelerate
     from fer_hf.data import dataset_to_uint8, load_fer2013
+    from fer_hf.training.trainer import select_subsets
 
-    dataset = train_accelerate.select_subsets(load_fer2013(FER2013_ZIP), 320, 301, 42)
+    dataset = select_subsets(load_fer2013(FER2013_ZIP), 320, 301, 42)
     model = AutoModelForImageClassification.from_pretrained(out).eval()
     processor = AutoImageProcessor.from_pretrained(out)
     images, labels = dataset_to_uint8(dataset["test"], processor)
@@ -103,8 +102,7 @@ def test_two_processes_gather_each_image_once(tmp_path):
 def test_checkpoint_selection_breaks_accuracy_ties_by_validation_loss():
     """Validation history of a real CK+ fold (fine-tuned fer-vgg-fer2013, 79 validation faces): accuracy
     reaches 100% at epoch 5 and again at 13 later epochs; the kept epoch is the 100% one with the lowest loss."""
-    sys.path.insert(0, str(REPO))
-    from train_accelerate import better_checkpoint
+    from fer_hf.training.checkpointing import better_checkpoint
 
     history = [(0.7342, 0.7774), (0.8861, 0.5146), (0.9494, 0.352), (0.962, 0.2415), (1.0, 0.1663),
                (0.9873, 0.1204), (1.0, 0.1071), (1.0, 0.0946), (1.0, 0.0887), (1.0, 0.0876), (0.9747, 0.1231),

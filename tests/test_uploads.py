@@ -1,4 +1,4 @@
-"""Upload limits and safe zip extraction (fer_hf.uploads), the Batch tab with zip files (function and real page
+"""Upload limits and safe zip extraction (fer_hf.app.uploads), the Batch tab with zip files (function and real page
 in headless Chromium), and model loading without pickle (fer_hf.models.load_fer_model, the classical baseline)."""
 
 import _pickle
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_hf.uploads import (MB, check_image_upload, extract_zip_safely, gradio_max_file_size,
-                            temporary_batch_folder, upload_limits)
+from fer_hf.app.uploads import (MB, check_image_upload, extract_zip_safely, gradio_max_file_size,
+                                temporary_batch_folder, upload_limits)
 
 from conftest import CKPLUS, SAMPLES, app_page, needs_chromium, running_app
 
@@ -135,7 +135,7 @@ def test_check_image_upload_size_and_pixels_from_the_header(tmp_path, monkeypatc
 
 
 def test_image_tab_refuses_too_many_pixels(monkeypatch):
-    from fer_hf.app_functions import analyze_image
+    from fer_hf.app.handlers import analyze_image
 
     monkeypatch.setenv("FER_HF_MAX_IMAGE_PIXELS", "1e6")
     photo = Image.open(SAMPLES / "surprised.jpeg")  # what Gradio passes: a PIL image
@@ -319,7 +319,7 @@ def test_batch_with_a_zip_of_photos(tmp_path, monkeypatch):
     folder is gone afterwards, the outputs are elsewhere."""
     import tempfile
 
-    from fer_hf.app_functions import analyze_batch
+    from fer_hf.app.handlers import analyze_batch
 
     monkeypatch.setenv("FER_HF_MAX_IMAGE_PIXELS", "3e6")  # image-2-women-on-phones.jpg is 3458x2282
     zip_path = _photo_zip(tmp_path / "photos.zip", names=("happy-baby.jpeg", "surprised.jpeg",
@@ -362,7 +362,7 @@ def test_batch_with_a_zip_of_photos(tmp_path, monkeypatch):
 def test_batch_file_count_and_bad_zips(tmp_path, monkeypatch):
     import tempfile
 
-    from fer_hf.app_functions import analyze_batch
+    from fer_hf.app.handlers import analyze_batch
 
     work_tmp = tmp_path / "tmp"
     work_tmp.mkdir()
@@ -394,9 +394,9 @@ def test_pickle_weights_are_refused_and_never_unpickled(tmp_path, weights):
     import shutil
 
     from fer_hf import FaceExpressionRecognizer
-    from fer_hf.app_functions import get_recognizer
+    from fer_hf.app.handlers import get_recognizer
     from fer_hf.models import load_fer_model
-    from fer_hf.recognizer import DEFAULT_MODEL_DIR
+    from fer_hf.models.hub import DEFAULT_MODEL_DIR
 
     folder = tmp_path / "pickled_model"
     folder.mkdir()
@@ -427,7 +427,7 @@ def test_pickle_weights_are_refused_and_never_unpickled(tmp_path, weights):
 def test_classical_baseline_loads_without_pickle(tmp_path):
     """A classical model (LBP + Gabor, SVM) fitted on ~120 CK+ faces, saved, then loaded and run while any
     unpickling raises: same probabilities as the fitted model."""
-    from fer_hf.classical import ClassicalFERPipeline, _labels
+    from fer_hf.training.classical import ClassicalFERPipeline, _labels
     from fer_hf.data import load_ckplus
 
     data = load_ckplus(CKPLUS)["train"]

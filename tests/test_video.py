@@ -1,4 +1,4 @@
-"""Video analysis (fer_hf.video) and face tracking (fer_hf.tracking) on the real sample video and on videos
+"""Video analysis (fer_hf.inference.video) and face tracking (fer_hf.detection.tracking) on the real sample video and on videos
 written here with PyAV (rotated, variable frame rate, audio only, long 720p)."""
 
 import csv
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_hf.tracking import FaceTracker, iou_matrix
-from fer_hf.video import (H264Writer, VideoAnalysis, analyze_video, is_video_path, iter_video_frames, probe_video,
-                          timeline_headers)
+from fer_hf.detection.tracking import FaceTracker, iou_matrix
+from fer_hf.inference.video import (H264Writer, VideoAnalysis, analyze_video, is_video_path, iter_video_frames,
+                                    probe_video, timeline_headers)
 
 from conftest import REPO, SAMPLES
 
@@ -314,10 +314,10 @@ def test_h264_writer_crops_to_even_size(tmp_path):
 def test_memory_stays_bounded_on_a_long_720p_video(default_recognizer, tmp_path):
     """230 frames of 1280x720 (a face photo moving over a background): the analysis (every frame decoded,
     converted, annotated and encoded) grows RSS by far less than the frames would take if they were held."""
-    import sys
+    from conftest import load_benchmark
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from long_video import PeakRSS, make_synthetic_video
+    long_video = load_benchmark("long_video")
+    PeakRSS, make_synthetic_video = long_video.PeakRSS, long_video.make_synthetic_video
 
     faces = [SAMPLES / "happy-baby.jpeg"]
     warm = make_synthetic_video(tmp_path / "warm.mp4", 1.0, faces=faces, fps=30)

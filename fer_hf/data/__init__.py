@@ -21,9 +21,10 @@ loader             corpus                          splits / extra columns
 """
 
 from .ckplus import load_ckplus
-from .common import (FER2013_LABELS, FERPLUS_LABEL_ALIASES, FERPLUS_LABELS, IMAGE_EXTENSIONS, LABEL_ALIASES,
-                     LABEL_SETS, DroppedRows, InvalidRowsWarning, LabelSetWarning, MixedTestSplitWarning,
-                     canonical_label, dataset_to_uint8, label_names)
+from .common import (IMAGE_EXTENSIONS, DroppedRows, InvalidRowsWarning, LabelSetWarning, MixedTestSplitWarning,
+                     dataset_to_uint8)
+from ..labels import (FER2013_LABELS, FERPLUS_LABEL_ALIASES, FERPLUS_LABELS, LABEL_ALIASES, LABEL_SETS,
+                      canonical_label, label_names)
 from .fer2013 import USAGE_TO_SPLIT, load_fer2013, load_fer2013_csv, load_fer2013_hub, load_fer2013_image_folder
 from .ferplus import (FERPLUS_FOLDERS, FERPLUS_VOTE_COLUMNS, ferplus_distribution_label, ferplus_majority_label,
                       ferplus_soft_label, load_ferplus, load_ferplus_hub)

@@ -8,9 +8,10 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .common import (DroppedRows, build_dataset_dict, canonical_label, corpus_features, hub_image_and_label_columns,
-                     hub_image_bytes, inspect_image_bytes, iter_image_files, label_names, logger, looks_like_hub_id,
-                     outside_label_set, problem_category, read_file_bytes, report_label_coverage)
+from .common import (DroppedRows, build_dataset_dict, corpus_features, hub_image_and_label_columns, hub_image_bytes,
+                     inspect_image_bytes, iter_image_files, logger, looks_like_hub_id, problem_category,
+                     read_file_bytes, report_label_coverage)
+from ..labels import canonical_label, label_names, outside_label_set
 
 _NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.[A-Za-z]+$")
 

@@ -1,4 +1,4 @@
-"""Helpers shared by every corpus loader: the label sets, label names mapped by name, the report of
+"""Helpers shared by every corpus loader: the report of
 dropped rows, image checks, file iteration over folders and zips, the `datasets` schema builder and the
 Hugging Face Hub column detection."""
 
@@ -21,35 +21,10 @@ from typing import Callable, Iterable, Optional
 import numpy as np
 from PIL import Image
 
-from ..image_processing_fer import ImageTooLargeError, max_image_pixels, open_image
-from ..models.vgg.configuration_fer_vgg import FER2013_LABELS
+from ..image_io import IMAGE_EXTENSIONS, ImageTooLargeError, max_image_pixels, open_image
+from ..labels import label_names
 
 logger = logging.getLogger("fer_hf.data")
-
-#: The 8 FER+ emotions: the 7 FER2013 classes with their FER2013 ids (0-6) plus ``contempt`` (id 7).
-FERPLUS_LABELS = list(FER2013_LABELS) + ["contempt"]
-
-#: ``label_set`` name -> class names in id order (``ClassLabel`` names of every loader's ``label`` column).
-LABEL_SETS = {"fer2013": list(FER2013_LABELS), "ferplus": FERPLUS_LABELS}
-
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".pgm"}
-
-#: Folder / column names seen in FER mirrors, mapped to canonical FER2013 ids (by name, never by order).
-LABEL_ALIASES = {
-    "angry": 0, "anger": 0, "0": 0,
-    "disgust": 1, "disgusted": 1, "1": 1,
-    "fear": 2, "fearful": 2, "scared": 2, "2": 2,
-    "happy": 3, "happiness": 3, "3": 3,
-    "sad": 4, "sadness": 4, "4": 4,
-    "surprise": 5, "surprised": 5, "5": 5,
-    "neutral": 6, "6": 6,
-}
-
-#: `LABEL_ALIASES` plus FER+'s eighth class (id 7).
-FERPLUS_LABEL_ALIASES = {**LABEL_ALIASES, "contempt": 7, "contemptuous": 7, "7": 7}
-
-#: Every emotion name any corpus uses (for telling "a class outside the label set" from "an unknown name").
-_KNOWN_EMOTIONS = FERPLUS_LABEL_ALIASES
 
 
 class InvalidRowsWarning(UserWarning):
@@ -63,30 +38,6 @@ class MixedTestSplitWarning(UserWarning):
 class LabelSetWarning(UserWarning):
     """Emitted when a corpus lacks classes of the requested label set (they stay empty) or has classes the
     label set lacks (their rows are dropped)."""
-
-
-def label_names(label_set: str) -> list:
-    """Class names of ``label_set`` (``"fer2013"``: 7 classes, ``"ferplus"``: 8) in id order.
-
-    Raises:
-        ValueError: for any other name.
-    """
-    if label_set not in LABEL_SETS:
-        raise ValueError(f"Unknown label_set {label_set!r}; choose one of {sorted(LABEL_SETS)}")
-    return list(LABEL_SETS[label_set])
-
-
-def canonical_label(name, label_set: str = "fer2013") -> Optional[int]:
-    """Canonical id for a label name or id ('Happy', 'happiness', 3, '3'; 'contempt' / 7 only with
-    ``label_set="ferplus"``), or None if the name is unknown or outside the label set."""
-    aliases = FERPLUS_LABEL_ALIASES if label_set == "ferplus" else LABEL_ALIASES
-    return aliases.get(str(name).strip().lower())
-
-
-def outside_label_set(name, label_set: str) -> bool:
-    """True when ``name`` is a known emotion that ``label_set`` does not have (e.g. contempt for fer2013)."""
-    key = str(name).strip().lower()
-    return key in _KNOWN_EMOTIONS and not key.isdigit() and canonical_label(key, label_set) is None
 
 
 @dataclass
@@ -153,7 +104,7 @@ def pixel_hash(image: Image.Image) -> str:
 def inspect_image_bytes(data: Optional[bytes]) -> tuple:
     """(None, `pixel_hash`) when the bytes decode to a usable image, else (the reason, None).
 
-    The image is opened with `fer_hf.image_processing_fer.open_image`: its size is checked against
+    The image is opened with `fer_hf.image_io.open_image`: its size is checked against
     ``FER_HF_MAX_IMAGE_PIXELS`` (50 megapixels) from the header, before any pixel is decoded, and float
     images with NaN / infinite pixels are refused. The reason starts with its category (`problem_category`):
     ``missing image``, ``empty file``, ``not an image``, ``image too large``, ``invalid pixel values``,
@@ -245,7 +196,7 @@ def iter_folder_files(root: Path, dropped: Optional["DroppedRows"] = None) -> It
 def unsafe_zip_entry(info: zipfile.ZipInfo) -> Optional[str]:
     """Why a zip entry must be neither extracted nor read as a file (None: a regular file with a safe
     relative name). The one check shared by the corpus loaders (which read zips in memory) and
-    `fer_hf.uploads.extract_zip_safely` (which writes entries to disk):
+    `fer_hf.app.uploads.extract_zip_safely` (which writes entries to disk):
 
     - ``"symbolic link"`` / ``"not a regular file"``: the Unix file type in ``external_attr`` says so;
     - ``"absolute path"``: a name starting with ``/`` or a drive letter (``C:``);

@@ -24,11 +24,11 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .common import (FER2013_LABELS, HUB_SPLIT_NAMES, LABEL_ALIASES, DroppedRows,  # noqa: F401 (re-exported)
-                     InvalidRowsWarning, MixedTestSplitWarning, build_dataset_dict, canonical_label,
+from ..labels import FER2013_LABELS, canonical_label, label_names
+from .common import (HUB_SPLIT_NAMES, DroppedRows, MixedTestSplitWarning, build_dataset_dict,
                      check_image_bytes, corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes,
-                     inspect_image_bytes, iter_folder_files, iter_zip_files, label_names, looks_like_hub_id,
-                     pixel_hash, problem_category, read_file_bytes, report_label_coverage)
+                     inspect_image_bytes, iter_folder_files, iter_zip_files, looks_like_hub_id, pixel_hash,
+                     problem_category, read_file_bytes, report_label_coverage)
 
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 

@@ -30,10 +30,11 @@ from typing import Optional
 import numpy as np
 
 from .common import (HUB_SPLIT_NAMES, DroppedRows, UnreadableFileError, _read_zip_entry, build_dataset_dict,
-                     canonical_label, corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes,
-                     inspect_image_bytes, iter_image_files, label_names, logger, looks_like_hub_id, problem_category,
-                     read_file_bytes, report_label_coverage, unsafe_zip_entry)
-from .fer2013 import USAGE_TO_SPLIT
+                     corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes, inspect_image_bytes,
+                     iter_image_files, logger, looks_like_hub_id, problem_category, read_file_bytes,
+                     report_label_coverage, unsafe_zip_entry)
+from ..labels import canonical_label, label_names
+from .fer2013 import USAGE_TO_SPLIT, load_fer2013_csv
 
 #: The 10 vote columns, in the order of ``label.csv`` and ``fer2013new.csv``.
 FERPLUS_VOTE_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
@@ -404,8 +405,6 @@ def _load_from_fer2013new(csv_path: Path, collector: _Collector, fer2013_path, l
 
     if images.suffix.lower() == ".csv":  # Kaggle fer2013.csv: row i <-> row i
         from datasets import Image as ImageFeature
-
-        from .fer2013 import load_fer2013_csv
 
         fer = load_fer2013_csv(images)
         for split in fer:

@@ -108,7 +108,7 @@ def group_holdout(dataset, group_column: str, fraction: float, seed: int):
     (`sklearn.model_selection.GroupShuffleSplit`, one split, ``test_size=fraction``, ``random_state=seed``).
 
     ``train_accelerate.py`` selects SFEW checkpoints on ``group_holdout(sfew["train"], "movie", 0.1, 42)``
-    (its ``--validation_fraction`` / ``--seed`` defaults) and `fer_hf.ensembling.build_ensemble` fits SFEW
+    (its ``--validation_fraction`` / ``--seed`` defaults) and `fer_hf.training.ensembling.build_ensemble` fits SFEW
     ensemble weights on the same held-out movies, never on SFEW Val.
 
     Returns:

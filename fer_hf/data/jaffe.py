@@ -1,7 +1,7 @@
 """JAFFE (Japanese Female Facial Expression database; Lyons, Akamatsu, Kamachi and Gyoba, FG 1998):
 213 grayscale 256x256 frames of 10 subjects, named ``KA.AN1.39.tiff`` (subject KA, expression AN, take 1,
 image 39). The frames show head, hair and background, so faces are detected and cropped with the project's
-own detector, exactly as `fer_hf.recognizer.FaceExpressionRecognizer` crops at inference, and the crops are
+own detector, exactly as `fer_hf.inference.recognizer.FaceExpressionRecognizer` crops at inference, and the crops are
 cached on disk."""
 
 from __future__ import annotations
@@ -18,11 +18,14 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .. import detection as _detection
-from ..image_processing_fer import open_image, to_l_or_rgb
-from .common import (DroppedRows, build_dataset_dict, canonical_label, check_image_bytes, corpus_features,
-                     hub_image_and_label_columns, hub_image_bytes, iter_image_files, label_names, logger,
-                     looks_like_hub_id, problem_category, read_file_bytes, report_label_coverage)
+from ..detection import detectors as _detection
+from ..detection.geometry import CROP_ADJUSTMENTS, adjust_box, square_crop_box
+from ..image_io import open_image
+from ..image_processing_fer import to_l_or_rgb
+from ..labels import canonical_label, label_names
+from .common import (DroppedRows, build_dataset_dict, check_image_bytes, corpus_features, hub_image_and_label_columns,
+                     hub_image_bytes, iter_image_files, logger, looks_like_hub_id, problem_category, read_file_bytes,
+                     report_label_coverage)
 
 #: JAFFE expression code -> class name.
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "SA": "sad", "SU": "surprise",
@@ -93,11 +96,11 @@ def _gray(data: bytes) -> Image.Image:
 
 
 def _crop_adjustment_key(detector):
-    """The detector's crop adjustment (see `fer_hf.detection.adjust_box`) as a list, for the cache key:
+    """The detector's crop adjustment (see `fer_hf.detection.geometry.adjust_box`) as a list, for the cache key:
     looked up by name for a detector not built yet; None when there is none."""
     if isinstance(detector, str):
-        table = getattr(_detection, "CROP_ADJUSTMENTS", {})
-        adjustment = table.get(detector, table.get(f"{detector}-short") if detector == "blazeface" else None)
+        adjustment = CROP_ADJUSTMENTS.get(detector, CROP_ADJUSTMENTS.get(f"{detector}-short")
+                                          if detector == "blazeface" else None)
     else:
         adjustment = getattr(detector, "crop_adjustment", None)
     return None if adjustment is None else [float(v) for v in adjustment]
@@ -111,15 +114,12 @@ def _detector_key(detector) -> str:
 
 def _crop_with_detector(items, detector, margin, min_face_size, detection_threshold, no_face, device):
     """Detect, pick the most confident face, crop square (as the recognizer does) -> {row_id: entry}."""
-    from ..recognizer import square_crop_box
-
     if isinstance(detector, str):
         kwargs = {} if detection_threshold is None else {"threshold": detection_threshold}
         detector = _detection.build_detector(detector, min_face_size=min_face_size, device=device, **kwargs)
     # the recognizer moves/resizes a detector's boxes by its crop_adjustment (when the detector has one)
     # before the square crop, so that every detector frames faces like MTCNN
     adjustment = getattr(detector, "crop_adjustment", None)
-    adjust_box = getattr(_detection, "adjust_box", None)
     found = {}
     for row_id, _, _, data in items:
         gray = _gray(data)
@@ -128,7 +128,7 @@ def _crop_with_detector(items, detector, margin, min_face_size, detection_thresh
         valid = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
         if valid.any():
             best = int(np.flatnonzero(valid)[np.argmax(scores[valid])])
-            box = boxes[best] if adjustment is None or adjust_box is None else adjust_box(boxes[best], adjustment)
+            box = boxes[best] if adjustment is None else adjust_box(boxes[best], adjustment)
             found[row_id] = (gray, [int(v) for v in square_crop_box(box, margin)], float(scores[best]))
         else:
             found[row_id] = (gray, None, None)
@@ -168,11 +168,11 @@ def load_jaffe(path, label_set: str = "fer2013", cache_dir=None, detector="mtcnn
             face was found). A later call with the same source and settings reads the cache and never builds
             the detector (the detector's code and weights are not hashed: delete the folder after changing
             them).
-        detector: ``"mtcnn"`` (default) or ``"haar"`` (`fer_hf.detection.build_detector`), an object with
+        detector: ``"mtcnn"`` (default) or ``"haar"`` (`fer_hf.detection.detectors.build_detector`), an object with
             ``detect(PIL.Image) -> (boxes (N, 4) xyxy, scores (N,))`` (cached under its ``cache_key``
             attribute or class name: clear the cache if it changes), or None for the uncropped 256x256 frames.
         margin: each crop is the square of side ``max(w, h) * (1 + margin)`` around the most confident
-            detection, after the detector's ``crop_adjustment`` if it has one (`fer_hf.recognizer.square_crop_box`,
+            detection, after the detector's ``crop_adjustment`` if it has one (`fer_hf.detection.geometry.square_crop_box`,
             the recognizer's crop without alignment; 0.2 = the recognizer's default), cut from the grayscale
             frame (black where it passes the border).
         min_face_size: smallest face searched for, in pixels (MTCNN finds JAFFE faces of 150-210 px; a

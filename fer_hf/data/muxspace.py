@@ -6,12 +6,12 @@ university class. Mostly neutral and happy; label quality differs by class (see 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections import Counter
 from pathlib import Path
 
-from .common import DroppedRows, canonical_label, outside_label_set
+from .common import DroppedRows
+from ..labels import canonical_label, outside_label_set
 from .protocols import DEFAULT_SPLIT_FRACTIONS, identity_split_dataset
 
 _LFW_NAME = re.compile(r"^(?P<identity>.+)_(?P<number>\d{4})\.[A-Za-z]+$")

@@ -8,6 +8,10 @@ import hashlib
 from collections import Counter
 from typing import Iterable
 
+from ..labels import label_names
+from .common import (build_dataset_dict, corpus_features, inspect_image_bytes, logger, problem_category,
+                     read_file_bytes, report_label_coverage)
+
 #: The default (train, validation, test) shares of identities' images.
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 
@@ -81,9 +85,6 @@ def identity_split_dataset(kept: list, image_folder, identity_key: str, corpus: 
         outside: {class: rows dropped for being outside ``label_set``} for the label report.
     """
     from pathlib import Path
-
-    from .common import (build_dataset_dict, corpus_features, inspect_image_bytes, label_names, logger,
-                         problem_category, read_file_bytes, report_label_coverage)
 
     names = label_names(label_set)
     splits = identity_disjoint_splits([row[identity_key] for row in kept], fractions, salt=corpus,

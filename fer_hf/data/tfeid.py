@@ -8,7 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from .common import DroppedRows, canonical_label
+from .common import DroppedRows
+from ..labels import canonical_label
 from .protocols import DEFAULT_SPLIT_FRACTIONS, identity_split_dataset
 
 #: Expression letter of the file name -> label name.

@@ -9,7 +9,6 @@ framed like the recognizer's crop (FER2013, CK+48) use the whole image.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -19,7 +18,14 @@ from typing import Callable, Optional
 import numpy as np
 from PIL import Image
 
-from ..data.common import FER2013_LABELS
+from ..data import load_ckplus, load_fer2013, load_jaffe, load_sfew
+from ..data.ferplus import ferplus_soft_label, read_fer2013new, read_link_table
+from ..data.muxspace import load_muxspace
+from ..data.tfeid import load_tfeid
+from ..detection.detectors import build_detector
+from ..detection.geometry import IDENTITY
+from ..image_processing_fer import to_l_or_rgb
+from ..labels import FER2013_LABELS
 from .framing import CONTEXT_SCALE, context_crop, recognizer_frame, whole_image_frame
 
 logger = logging.getLogger(__name__)
@@ -41,38 +47,26 @@ class CorpusSpec:
 
 
 def _load_fer2013(path):
-    from ..data import load_fer2013
-
     return load_fer2013(path)
 
 
 def _load_ckplus(path):
-    from ..data import load_ckplus
-
     return load_ckplus(path, label_set="fer2013")
 
 
 def _load_jaffe(path):
-    from ..data import load_jaffe
-
     return load_jaffe(path, detector=None)
 
 
 def _load_sfew(path):
-    from ..data import load_sfew
-
     return load_sfew(path)
 
 
 def _load_muxspace(path):
-    from ..data.muxspace import load_muxspace
-
     return load_muxspace(path)
 
 
 def _load_tfeid(path):
-    from ..data.tfeid import load_tfeid
-
     return load_tfeid(path)
 
 
@@ -95,8 +89,6 @@ def ferplus_distributions(data_root: Path) -> dict:
     """{FER2013 image path in the zip: 7-class FER+ vote distribution (float32, FER2013 label order)} for every
     FER2013 image linked to a FER+ row with at least one emotion vote (contempt, unknown and not-a-face votes
     left out, see `fer_hf.data.ferplus_soft_label`)."""
-    from ..data.ferplus import ferplus_soft_label, read_fer2013new, read_link_table
-
     rows = read_fer2013new(data_root / "ferplus" / "fer2013new.csv")
     links = read_link_table(data_root / "ferplus" / "fer2013_images_to_ferplus.csv")
     out = {}
@@ -110,8 +102,6 @@ def ferplus_distributions(data_root: Path) -> dict:
 
 
 def _as_rgb_or_l(image: Image.Image) -> Image.Image:
-    from ..image_processing_fer import to_l_or_rgb
-
     return to_l_or_rgb(image)
 
 
@@ -152,8 +142,6 @@ def build_corpus_cache(spec: CorpusSpec, path, cache_dir, size: int = 128, detec
     dataset = spec.load(path)
     votes = ferplus_distributions(Path(data_root)) if spec.name == "fer2013" and data_root else {}
     adjustment = getattr(detector, "crop_adjustment", None)
-    from ..detection import IDENTITY
-
     for ours, theirs in spec.splits.items():
         if wanted[ours].is_file():
             continue
@@ -226,8 +214,6 @@ def build_face_caches(corpora, data_root, cache_dir, size: int = 128, detector_n
         files = {s: cache_file(Path(cache_dir), name, s, size, detector_name) for s in spec.splits}
         if (spec.detect and detector is None and detector_name != "none"
                 and not all(f.is_file() for f in files.values())):
-            from ..detection import build_detector
-
             detector = build_detector(detector_name, min_face_size=20)
         path = (paths or {}).get(name) or data_root / spec.default_path
         out[name] = build_corpus_cache(spec, path, cache_dir, size, detector if spec.detect else None, margin,

@@ -1,7 +1,7 @@
 """The one face framing shared by training, evaluation and inference.
 
 The recognizer crops a detected face as ``face_crop(image, box, margin, adjustment)``
-(`fer_hf.recognizer`): the detector's box moved by its `CropAdjustment`, then a square of side
+(`fer_hf.inference.recognizer`): the detector's box moved by its `CropAdjustment`, then a square of side
 ``max(w, h) * (1 + margin)``. Call that square the *recognizer frame* R. Training caches, per face, a
 larger square with the same centre, the *context*, of side ``CONTEXT_SCALE`` * R, so that random framings
 (tighter than R, like a raw detector box; looser, like FER2013's web thumbnails) can be cut from it; the
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..detection import IDENTITY, CropAdjustment, adjust_box
+from ..detection.geometry import IDENTITY, CropAdjustment, adjust_box, square_crop_box
 
 #: Side of the cached context square, in units of the recognizer frame's side.
 CONTEXT_SCALE = 1.6
@@ -23,9 +23,7 @@ CONTEXT_SCALE = 1.6
 def recognizer_frame(box, margin: float = 0.2, adjustment: CropAdjustment = IDENTITY) -> tuple:
     """The recognizer's square crop box (integers, xyxy, may pass the image border) for a detector ``box``
     [x1, y1, x2, y2] in pixels: ``square_crop_box(adjust_box(box, adjustment), margin)``, exactly what
-    `fer_hf.recognizer.face_crop` cuts without eye alignment."""
-    from ..recognizer import square_crop_box
-
+    `fer_hf.detection.geometry.face_crop` cuts without eye alignment."""
     return square_crop_box(adjust_box(box, adjustment), margin)
 
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import shlex
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..data.common import FER2013_LABELS
+from ..image_processing_fer import FerImageProcessor
+from ..labels import FER2013_LABELS
+from ..models import build_model, parse_config_overrides
+from .backbones import load_backbone_weights
 from .face_cache import CORPORA, build_face_caches, load_cache
 from .real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
 
@@ -223,10 +223,6 @@ def train_multicorpus(args, command: str) -> dict:
         ValueError: for a bad ``--corpus_mix`` or a model type without a ``features`` backbone to freeze.
     """
     from transformers import set_seed
-
-    from ..backbones import load_backbone_weights
-    from ..image_processing_fer import FerImageProcessor
-    from ..models import build_model, parse_config_overrides
 
     mix = parse_mix(args.corpus_mix)
     output_dir = Path(args.output_dir)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .multicorpus import balanced_accuracy
+
 
 def fit_logit_adjustment(logits: np.ndarray, labels: np.ndarray, num_labels: int, min_class_faces: int = 1,
                          weight_decay: float = 1e-3) -> np.ndarray:
@@ -64,8 +66,6 @@ def cross_fitted_gain(dev: dict, num_labels: int, min_class_faces: dict | None =
     Raises:
         ValueError: unless ``dev`` has exactly two splits.
     """
-    from .multicorpus import balanced_accuracy
-
     if len(dev) != 2:
         raise ValueError(f"cross-fitting needs exactly two development splits; got {sorted(dev)}")
     minimum = {name: (min_class_faces or {}).get(name, 1) for name in dev}

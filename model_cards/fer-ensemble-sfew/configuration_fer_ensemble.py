@@ -1,3 +1,5 @@
+# Generated from fer_hf/models/ensemble/configuration_fer_ensemble.py by `python utils/fix_copies.py`: do not edit this copy;
+# edit fer_hf/models/ensemble/configuration_fer_ensemble.py and rerun the command (`--check` tells whether the copies are current).
 """Configuration of the fer_hf ensemble (`model_type="fer_ensemble"`)."""
 
 from transformers import PretrainedConfig

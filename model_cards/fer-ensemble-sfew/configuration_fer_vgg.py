@@ -1,3 +1,5 @@
+# Generated from fer_hf/models/vgg/configuration_fer_vgg.py by `python utils/fix_copies.py`: do not edit this copy;
+# edit fer_hf/models/vgg/configuration_fer_vgg.py and rerun the command (`--check` tells whether the copies are current).
 """Configuration of the FER VGG-style CNN (`model_type="fer_vgg"`)."""
 
 from transformers import PretrainedConfig

@@ -1,3 +1,5 @@
+# Generated from fer_hf/models/ensemble/modeling_fer_ensemble.py by `python utils/fix_copies.py`: do not edit this copy;
+# edit fer_hf/models/ensemble/modeling_fer_ensemble.py and rerun the command (`--check` tells whether the copies are current).
 """PyTorch fer_hf ensemble: the weighted average of several fer_hf models' softmax outputs."""
 
 import inspect
@@ -107,6 +109,24 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
         for target, source in zip(ensemble.members, models):
             target.load_state_dict(copy.deepcopy(source.state_dict()))
         return ensemble.eval()
+
+    def member_models(self) -> list:
+        """The members as standalone models, each with the image processor it was trained with: a list of
+        ``(name, model, processor)``, the models copies in eval mode (float32), the processors
+        `FerImageProcessor`s with the member's channels, input size and normalization. For a new ensemble built
+        from a released one's members (``fer-hf ensemble --members released-ensemble-folder other-model``)
+        or to run one member alone. Needs fer_hf (not available as remote code)."""
+        import copy
+        import importlib
+
+        FerImageProcessor = importlib.import_module("fer_hf.image_processing_fer").FerImageProcessor
+        rows = []
+        for member, spec in zip(self.members, self.config.members):
+            size = member.config.image_size
+            processor = FerImageProcessor(num_channels=member.config.num_channels, size={"height": size, "width": size},
+                                          image_mean=list(spec["image_mean"]), image_std=list(spec["image_std"]))
+            rows.append((spec.get("name") or f"member_{len(rows)}", copy.deepcopy(member).float().eval(), processor))
+        return rows
 
     def member_inputs(self, pixel_values: torch.Tensor) -> list:
         """The ensemble's input as each member expects it: (batch, C_i, S_i, S_i) float tensors."""

@@ -1,3 +1,5 @@
+# Generated from fer_hf/models/ensemble/modeling_fer_ensemble.py by `python utils/fix_copies.py`: do not edit this copy;
+# edit fer_hf/models/ensemble/modeling_fer_ensemble.py and rerun the command (`--check` tells whether the copies are current).
 """PyTorch fer_hf ensemble: the weighted average of several fer_hf models' softmax outputs."""
 
 import inspect

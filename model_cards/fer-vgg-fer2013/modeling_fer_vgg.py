@@ -1,3 +1,5 @@
+# Generated from fer_hf/models/vgg/modeling_fer_vgg.py by `python utils/fix_copies.py`: do not edit this copy;
+# edit fer_hf/models/vgg/modeling_fer_vgg.py and rerun the command (`--check` tells whether the copies are current).
 """PyTorch FER VGG-style CNN, in the layout of `transformers/models/<name>/modeling_<name>.py`."""
 
 from typing import Optional, Union
@@ -11,17 +13,18 @@ from .configuration_fer_vgg import FerVGGConfig
 
 
 class FerVGGStage(nn.Module):
-    """``layers`` x (3x3 conv + BatchNorm + ReLU), then 2x2 max-pool; halves height and width."""
+    """``layers`` x (3x3 conv [+ BatchNorm] + ReLU), then 2x2 max-pool [+ Dropout2d]; halves height and width."""
 
-    def __init__(self, in_channels: int, out_channels: int, layers: int, eps: float, dropout: float):
+    def __init__(self, in_channels: int, out_channels: int, layers: int, eps: float, dropout: float,
+                 batch_norm: bool = True):
         super().__init__()
         blocks = []
         for i in range(layers):
-            blocks += [
-                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1, bias=False),
-                nn.BatchNorm2d(out_channels, eps=eps),
-                nn.ReLU(inplace=True),
-            ]
+            blocks.append(nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1,
+                                    bias=not batch_norm))
+            if batch_norm:
+                blocks.append(nn.BatchNorm2d(out_channels, eps=eps))
+            blocks.append(nn.ReLU(inplace=True))
         blocks.append(nn.MaxPool2d(2))
         if dropout > 0:
             blocks.append(nn.Dropout2d(dropout))
@@ -63,9 +66,12 @@ class FerVGGModel(FerVGGPreTrainedModel):
     def __init__(self, config: FerVGGConfig):
         super().__init__(config)
         channels = [config.num_channels] + list(config.hidden_sizes)
+        dropout = config.stage_dropout_rate
+        dropout = list(dropout) if isinstance(dropout, (list, tuple)) else [dropout] * len(config.hidden_sizes)
+        batch_norm = getattr(config, "use_batch_norm", True)
         self.stages = nn.ModuleList(
             FerVGGStage(channels[i], channels[i + 1], config.layers_per_stage, config.batch_norm_eps,
-                        config.stage_dropout_rate)
+                        dropout[i], batch_norm)
             for i in range(len(config.hidden_sizes))
         )
         self.post_init()
@@ -104,8 +110,9 @@ class FerVGGForImageClassification(FerVGGPreTrainedModel):
     ``forward(pixel_values, labels=None)``:
         pixel_values: float tensor (batch, num_channels, image_size, image_size), as produced by
             [`FerImageProcessor`] (grayscale rescaled to [0, 1] then normalized).
-        labels: optional long tensor (batch,) of label ids; when given, ``loss`` is the mean
-            cross-entropy (no label smoothing; the training script applies its own).
+        labels: optional long tensor (batch,) of label ids, or float tensor (batch, num_labels) of soft
+            targets (probabilities summing to 1: distillation, FER+ vote distributions); when given,
+            ``loss`` is the mean cross-entropy (no label smoothing; the training script applies its own).
     Returns [`ImageClassifierOutputWithNoAttention`] with ``logits`` (batch, num_labels).
     """
 
@@ -115,14 +122,14 @@ class FerVGGForImageClassification(FerVGGPreTrainedModel):
         self.fer_vgg = FerVGGModel(config)
         side = config.image_size // (2 ** len(config.hidden_sizes))
         features = config.hidden_sizes[-1] * side * side
-        self.classifier = nn.Sequential(
-            nn.Dropout(config.dropout_rate),
-            nn.Linear(features, config.classifier_hidden_size, bias=False),
-            nn.BatchNorm1d(config.classifier_hidden_size, eps=config.batch_norm_eps),
-            nn.ReLU(inplace=True),
-            nn.Dropout(config.dropout_rate),
-            nn.Linear(config.classifier_hidden_size, config.num_labels),
-        )
+        batch_norm = getattr(config, "use_batch_norm", True)
+        head = [nn.Dropout(config.dropout_rate),
+                nn.Linear(features, config.classifier_hidden_size, bias=not batch_norm)]
+        if batch_norm:
+            head.append(nn.BatchNorm1d(config.classifier_hidden_size, eps=config.batch_norm_eps))
+        head += [nn.ReLU(inplace=True), nn.Dropout(config.dropout_rate),
+                 nn.Linear(config.classifier_hidden_size, config.num_labels)]
+        self.classifier = nn.Sequential(*head)
         self.post_init()
 
     def forward(
@@ -138,7 +145,8 @@ class FerVGGForImageClassification(FerVGGPreTrainedModel):
         logits = self.classifier(outputs.pooler_output)
         loss = None
         if labels is not None:
-            loss = nn.functional.cross_entropy(logits, labels.to(logits.device).long())
+            labels = labels.to(logits.device)
+            loss = nn.functional.cross_entropy(logits, labels if labels.is_floating_point() else labels.long())
         if not return_dict:
             output = (logits,) + ((outputs.hidden_states,) if output_hidden_states else ())
             return ((loss,) + output) if loss is not None else output

@@ -1,3 +1,5 @@
+# Generated from fer_hf/models/vgg/modeling_fer_vgg.py by `python utils/fix_copies.py`: do not edit this copy;
+# edit fer_hf/models/vgg/modeling_fer_vgg.py and rerun the command (`--check` tells whether the copies are current).
 """PyTorch FER VGG-style CNN, in the layout of `transformers/models/<name>/modeling_<name>.py`."""
 
 from typing import Optional, Union

@@ -1,0 +1,175 @@
+"""What a recognition returns and how it is written: the one `Face` schema (built only by `build_faces`), the
+one table row builder (`face_rows`) and the one table writer (`write_rows`, CSV / JSON / JSONL) that the app,
+``fer-hf predict``, video and live all use, so the same photo gives the same row everywhere."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence, TypedDict
+
+import numpy as np
+
+try:  # Python >= 3.11
+    from typing import NotRequired
+except ImportError:  # pragma: no cover - Python 3.10
+    from typing_extensions import NotRequired
+
+#: Output table formats, by file extension.
+OUTPUT_FORMATS = (".csv", ".json", ".jsonl")
+#: Probabilities and scores are written with this many decimals in tables.
+DECIMALS = 6
+#: Columns of every face table before the per-emotion probabilities; ``status`` comes after them.
+FACE_FIELDS = ["file", "face_index", "box_x", "box_y", "box_w", "box_h", "detector_score", "top_emotion",
+               "top_score"]
+#: The extra columns of video rows, inserted after ``file``.
+VIDEO_FIELDS = ["time_s", "frame_index", "track_id"]
+
+
+class Face(TypedDict):
+    """One face found in an image.
+
+    ``box``: [x, y, w, h] integer pixels, clipped to the image; ``score``: the detector's confidence;
+    ``emotions``: {label: probability} in the model's label order; ``top_emotion`` / ``top_score``: the most
+    probable label and its probability. Live frames add ``track_id`` and ``detected``; `predict_batch` adds
+    the unrounded ``probabilities`` array."""
+
+    box: list
+    score: float
+    emotions: dict
+    top_emotion: str
+    top_score: float
+    track_id: NotRequired[int]
+    detected: NotRequired[bool]
+    probabilities: NotRequired[np.ndarray]
+
+
+def build_faces(boxes, scores, probabilities, image_size, labels: Sequence[str],
+                decimals: Optional[int] = None) -> list:
+    """`Face` dicts from detector boxes (K, 4) [x1, y1, x2, y2] in pixels, detector scores (K,) and class
+    probabilities (K, num_labels) of an image of ``image_size`` (width, height). Boxes are rounded to integer
+    pixels and clipped to the image. ``decimals``: round scores and probabilities (None: keep them exact)."""
+    width, height = image_size
+
+    def number(value) -> float:
+        return float(value) if decimals is None else round(float(value), decimals)
+
+    faces = []
+    for i, probs in enumerate(probabilities):
+        x1, y1, x2, y2 = boxes[i]
+        x, y = max(0, int(round(x1))), max(0, int(round(y1)))
+        w = int(round(min(x2, width))) - x
+        h = int(round(min(y2, height))) - y
+        top = int(np.argmax(probs))
+        faces.append(Face(box=[x, y, w, h], score=number(scores[i]),
+                          emotions={label: number(p) for label, p in zip(labels, probs)},
+                          top_emotion=labels[top], top_score=number(probs[top])))
+    return faces
+
+
+def error_status(error: BaseException) -> str:
+    """The ``status`` of an error row: ``"error: <ExceptionType>: <message>"`` (one line)."""
+    return " ".join(f"error: {type(error).__name__}: {error}".split())
+
+
+def table_fields(labels: Sequence[str], with_video: bool = False) -> list:
+    """Columns of a face table: `FACE_FIELDS`, one per label, ``status``; `VIDEO_FIELDS` after ``file``
+    when ``with_video``."""
+    fields = [*FACE_FIELDS, *labels, "status"]
+    return fields[:1] + VIDEO_FIELDS + fields[1:] if with_video else fields
+
+
+def face_rows(file: str, result, decimals: Optional[int] = DECIMALS, extra: Optional[dict] = None,
+              per_face: Optional[Sequence[dict]] = None) -> list:
+    """Table rows of one image: one per face (status ``"ok"``), else one ``"no face"`` row, or one error row
+    if ``result`` is an exception. ``result``: a list of `Face` or an exception. ``extra``: columns added to
+    every row (a video frame's ``time_s`` and ``frame_index``); ``per_face``: columns added to each face's row
+    (its ``track_id``). Scores and probabilities are rounded to ``decimals`` (None: as they are)."""
+    extra = dict(extra or {})
+    if isinstance(result, BaseException):
+        return [{"file": file, **extra, "status": error_status(result)}]
+    if not result:
+        return [{"file": file, **extra, "status": "no face"}]
+
+    def number(value) -> float:
+        return float(value) if decimals is None else round(float(value), decimals)
+
+    rows = []
+    for i, face in enumerate(result):
+        x, y, w, h = face["box"]
+        rows.append({"file": file, **extra, **(per_face[i] if per_face else {}), "face_index": i,
+                     "box_x": x, "box_y": y, "box_w": w, "box_h": h, "detector_score": number(face["score"]),
+                     "top_emotion": face["top_emotion"], "top_score": number(face["top_score"]),
+                     **{k: number(p) for k, p in face["emotions"].items()}, "status": "ok"})
+    return rows
+
+
+def faces_from_rows(rows: list, labels: Sequence[str]) -> list:
+    """The `Face` dicts of one image's table rows (`face_rows` output, or rows read back by `read_rows`, CSV
+    strings included), in row order; ``[]`` for a "no face" or error row. The inverse of `face_rows`."""
+    return [Face(box=[int(row[k]) for k in ("box_x", "box_y", "box_w", "box_h")], score=float(row["detector_score"]),
+                 emotions={label: float(row[label]) for label in labels}, top_emotion=row["top_emotion"],
+                 top_score=float(row["top_score"]))
+            for row in rows if row.get("status") == "ok"]
+
+
+def write_rows(rows: list, fields: Sequence[str], destination) -> None:
+    """Write ``rows`` to ``destination`` (.csv, .json or .jsonl, by extension; or an open text stream, as
+    CSV) with exactly the columns ``fields``: a missing value is an empty CSV cell or JSON ``null``.
+
+    A file is written to a temporary file in the same folder and moved into place with ``os.replace``, so
+    ``destination`` is either the old file or the complete new one, never a partial one.
+
+    Raises:
+        ValueError: for another extension. OSError: if the folder cannot be written.
+    """
+    if hasattr(destination, "write"):
+        _write_csv(rows, fields, destination)
+        return
+    destination = Path(destination)
+    suffix = destination.suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        raise ValueError(f"Unknown output format {destination.suffix!r}; use one of {OUTPUT_FORMATS}")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    try:
+        with os.fdopen(handle, "w", newline="" if suffix == ".csv" else None, encoding="utf-8") as stream:
+            if suffix == ".csv":
+                _write_csv(rows, fields, stream)
+            else:
+                records = [json.dumps({f: row.get(f) for f in fields}) for row in rows]
+                if suffix == ".json":
+                    stream.write("[\n" + ",\n".join(records) + ("\n" if records else "") + "]\n")
+                else:
+                    stream.write("".join(r + "\n" for r in records))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, destination)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def read_rows(source) -> list:
+    """Rows written by `write_rows` (.csv, .json or .jsonl), as dicts (CSV values as strings, empty cells as
+    None)."""
+    source = Path(source)
+    suffix = source.suffix.lower()
+    text = source.read_text(encoding="utf-8")
+    if suffix == ".json":
+        return json.loads(text)
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    if suffix == ".csv":
+        return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(text.splitlines())]
+    raise ValueError(f"Unknown output format {source.suffix!r}; use one of {OUTPUT_FORMATS}")
+
+
+def _write_csv(rows, fields, stream) -> None:
+    writer = csv.DictWriter(stream, fieldnames=list(fields), restval="", extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
