@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fer_hf.image_io import IMAGE_EXTENSIONS
 from fer_hf.app.uploads import (MB, check_image_upload, extract_zip_safely, gradio_max_file_size,
                                 temporary_batch_folder, upload_limits)
 
@@ -188,7 +189,7 @@ def test_zip_traversal_absolute_symlink_and_junk_entries_are_skipped(tmp_path):
     assert reasons == {"../evil.jpg": "'..' in the path", "photos/../../evil2.jpg": "'..' in the path",
                        "/tmp/abs.jpg": "absolute path", "..\\win.jpg": "'..' in the path",
                        "link.jpg": "symbolic link", "fifo.jpg": "not a regular file",
-                       "notes.txt": "not an image (.jpg/.jpeg/.png/.bmp/.gif/.tif/.tiff/.webp)",
+                       "notes.txt": f"not an image ({'/'.join(IMAGE_EXTENSIONS)})",
                        "__MACOSX/photos/._happy-baby.jpeg": "macOS metadata", "photos/happy-baby.jpeg": "duplicate name"}
     # nothing outside the destination, no link anywhere
     assert _files_under(tmp_path) == sorted([zip_path, dest / "photos" / "happy-baby.jpeg"])
