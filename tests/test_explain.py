@@ -153,13 +153,15 @@ def test_target_layers_are_the_last_feature_maps():
         for hook in hooks:
             hook.remove()
         shapes[model_type] = sides
-    assert set(shapes) == {"fer_vgg", "fer_conv1x1", "fer_lrn", "fer_acnn_alstm", "fer_efficientnet", "fer_resnet"}
+    assert set(shapes) == {"fer_vgg", "fer_conv1x1", "fer_lrn", "fer_acnn_alstm", "fer_efficientnet", "fer_resnet",
+                           "fer_mobilenet"}
     assert shapes["fer_vgg"] == [(128, 12, 12), (256, 6, 6)]
     assert shapes["fer_conv1x1"] == [(64, 24, 24), (128, 12, 12)]
     assert shapes["fer_lrn"] == [(64, 48, 48), (64, 24, 24)]
     assert shapes["fer_acnn_alstm"] == [(64, 24, 24), (128, 12, 12)]
     assert shapes["fer_efficientnet"] == [(1280, 2, 2)]
     assert shapes["fer_resnet"] == [(512, 2, 2)]
+    assert shapes["fer_mobilenet"] == [(1280, 2, 2)]
 
 
 def test_unknown_models_and_bad_arguments_are_refused(default_recognizer, group_crops):

@@ -243,7 +243,9 @@ def test_two_accelerate_processes_equal_one(folder, reference, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "processes: 2" in done.stdout and "files: 9" in done.stdout
     assert "predict (process 0 of 2)" in done.stderr
-    _assert_same_rows(_read(tmp_path / "two.csv"), _read(out / "one.csv"))
+    # the two processes run one thread each, the reference as many as this process has: sums in another
+    # order move probabilities by up to ~1e-4 on CPUs without AVX-512 (seen: 2.3e-4 on an AVX2-only one)
+    _assert_same_rows(_read(tmp_path / "two.csv"), _read(out / "one.csv"), atol=1e-3)
     assert not (tmp_path / "two.csv.parts").exists()
 
 

@@ -76,6 +76,8 @@ _TARGET_LAYER_RULES = {
     "fer_efficientnet": lambda m: [m.fer_efficientnet.features[-1]],
     # layer4: the last residual stage, what is average-pooled (2x2 for the ImageNet stem)
     "fer_resnet": lambda m: [m.fer_resnet.layer4],
+    # features[18]: the final 1x1 conv + BN + ReLU6 to 1280 channels, what is average-pooled (total stride 32)
+    "fer_mobilenet": lambda m: [m.fer_mobilenet.features[-1]],
     # every member's own layers (grad_cam explains each member and averages with the ensemble's weights)
     "fer_ensemble": lambda m: [layer for member in m.members for layer in grad_cam_target_layers(member)],
 }
@@ -93,6 +95,7 @@ def grad_cam_target_layers(model: nn.Module) -> list:
       24x24 + 12x12. The last stage alone gives empty maps too often (measurements at `_TARGET_LAYER_RULES`).
     - ``fer_efficientnet``: ``features[-1]`` (1x1 conv to 1280 channels + BN + SiLU); ``fer_resnet``:
       ``layer4``. Both are 2x2 at 48x48 with the default stems (3x3 with the stride-1 / small stems).
+    - ``fer_mobilenet``: ``features[-1]`` (1x1 conv to 1280 channels + BN + ReLU6), 4x4 at 112 px.
     - ``fer_ensemble``: the members' layers, in member order. `grad_cam` does not hand these to
       ``GradCAM`` together (the library would average the members' normalized maps equally); it explains
       each member and weights the maps by ``config.member_weights``.
