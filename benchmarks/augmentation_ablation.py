@@ -63,7 +63,7 @@ def main():
     text = f"""# Augmentation ablation
 
 Each row is one training run of the same model and recipe, only `--augmentation` differs (presets in
-`fer_hf/augmentation.py`). FER2013 protocol: checkpoint chosen on PublicTest, PrivateTest reported once;
+`fer_hf/training/augmentation.py`). FER2013 protocol: checkpoint chosen on PublicTest, PrivateTest reported once;
 "flip TTA" averages the face and its mirror image. Written by:
 
 ```bash
