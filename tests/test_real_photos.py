@@ -194,7 +194,7 @@ def test_short_multicorpus_fine_tuning_run_lowers_the_loss(tmp_path):
             "--model_type", "fer_mobilenet", "--config_overrides", "image_size=64",
             "--backbone_weights", str(IMAGENET_WEIGHTS), "--learning_rate", "1e-3", "--warmup_ratio", "0.3",
             "--samples_per_epoch", "384", "--per_device_train_batch_size", "32", "--num_train_epochs", "4",
-            "--freeze_epochs", "1", "--output_dir", str(out), "--num_threads", "2"]
+            "--freeze_epochs", "1", "--sample_by", "target", "--output_dir", str(out), "--num_threads", "2"]
     stopped = _train(argv + ["--stop_after_epochs", "2"], tmp_path)
     assert stopped.returncode == 0, stopped.stderr[-3000:]
     assert not (out / "train_result.json").exists()

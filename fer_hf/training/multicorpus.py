@@ -184,6 +184,10 @@ def add_arguments(parser) -> None:
                        help="Class sampling probability ~ count ** this (0: class-balanced).")
     group.add_argument("--corpus_power", "--corpus-power", type=float, default=0.5,
                        help="Within a class, corpus probability ~ weight * count ** this.")
+    group.add_argument("--sample_by", "--sample-by", default="label", choices=["label", "target"],
+                       help="Which class a face counts as for class-balanced sampling: its corpus label, or the "
+                            "majority class of its training target (for FER2013 the FER+ vote distribution, "
+                            "which moves many FER2013 fear and disgust faces to other classes).")
     group.add_argument("--samples_per_epoch", "--samples-per-epoch", type=int, default=20000)
     group.add_argument("--freeze_blocks", "--freeze-blocks", type=int, default=7,
                        help="Freeze the stem and first N feature blocks during --freeze_epochs.")
@@ -252,8 +256,9 @@ def train_multicorpus(args, command: str) -> dict:
         report = load_backbone_weights(model, args.backbone_weights)
         logger.info("backbone: %d tensors loaded from %s", len(report["loaded"]), args.backbone_weights)
     model = model.to(memory_format=torch.channels_last)
-    sampler = MixingSampler({c: d["labels"] for c, d in train.items()}, mix, num_labels, args.class_power,
-                            args.corpus_power, args.seed)
+    sampling_labels = {c: (d["soft_labels"].argmax(1) if args.sample_by == "target" else d["labels"])
+                       for c, d in train.items()}
+    sampler = MixingSampler(sampling_labels, mix, num_labels, args.class_power, args.corpus_power, args.seed)
     corpus_shares, class_shares = sampler.expected_shares()
     steps_per_epoch = args.samples_per_epoch // args.per_device_train_batch_size
     decay, no_decay = [], []
@@ -288,7 +293,8 @@ def train_multicorpus(args, command: str) -> dict:
             start_epoch, best = state["epoch"], state["best"]
             history = [json.loads(line) for line in log_file.read_text().splitlines()][:start_epoch]
             logger.info("resumed from %s (epoch %d)", chosen, start_epoch)
-    settings = {"command": command, "mix": mix, "class_power": args.class_power, "corpus_power": args.corpus_power,
+    settings = {"command": command, "mix": mix, "sample_by": args.sample_by, "class_power": args.class_power,
+                "corpus_power": args.corpus_power,
                 "expected_corpus_shares": corpus_shares, "expected_class_shares": class_shares,
                 "augmentation": augmentation.to_dict(), "selection_splits": selection,
                 "min_class_faces": MIN_CLASS_FACES, "train_faces": {c: int(len(d["labels"])) for c, d in train.items()},
