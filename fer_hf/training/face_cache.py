@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -39,49 +40,26 @@ class CorpusSpec:
     column that names a person (for identity-disjoint splits), and whether faces are found with the detector."""
 
     name: str
-    load: Callable
+    load: Callable  # loader(path) -> DatasetDict in FER2013 label ids
     splits: dict  # our split name -> the loader's split name
     identity_column: Optional[str]
     detect: bool
     default_path: str  # relative to the shared data folder
 
 
-def _load_fer2013(path):
-    return load_fer2013(path)
-
-
-def _load_ckplus(path):
-    return load_ckplus(path, label_set="fer2013")
-
-
-def _load_jaffe(path):
-    return load_jaffe(path, detector=None)
-
-
-def _load_sfew(path):
-    return load_sfew(path)
-
-
-def _load_muxspace(path):
-    return load_muxspace(path)
-
-
-def _load_tfeid(path):
-    return load_tfeid(path)
-
-
 #: The corpora `build_face_cache` knows. CK+ and JAFFE have no held-out split here: a model trained on the
 #: mix must not be scored on them (their subject-independent folds are for single-corpus models).
 CORPORA = {
-    "fer2013": CorpusSpec("fer2013", _load_fer2013, {"train": "train", "validation": "validation", "test": "test"},
+    "fer2013": CorpusSpec("fer2013", load_fer2013, {"train": "train", "validation": "validation", "test": "test"},
                           None, False, "fer2013/fer2013_images.zip"),
-    "muxspace": CorpusSpec("muxspace", _load_muxspace, {"train": "train", "validation": "validation", "test": "test"},
+    "muxspace": CorpusSpec("muxspace", load_muxspace, {"train": "train", "validation": "validation", "test": "test"},
                            "identity", True, "muxspace"),
-    "tfeid": CorpusSpec("tfeid", _load_tfeid, {"train": "train", "validation": "validation", "test": "test"},
+    "tfeid": CorpusSpec("tfeid", load_tfeid, {"train": "train", "validation": "validation", "test": "test"},
                         "performer", True, "tfeid"),
-    "sfew": CorpusSpec("sfew", _load_sfew, {"train": "train", "validation": "validation"}, "movie", True, "sfew"),
-    "ckplus": CorpusSpec("ckplus", _load_ckplus, {"train": "train"}, "subject", False, "ckplus/CK+48"),
-    "jaffe": CorpusSpec("jaffe", _load_jaffe, {"train": "train"}, "subject", True, "jaffe"),
+    "sfew": CorpusSpec("sfew", load_sfew, {"train": "train", "validation": "validation"}, "movie", True, "sfew"),
+    "ckplus": CorpusSpec("ckplus", partial(load_ckplus, label_set="fer2013"), {"train": "train"}, "subject", False,
+                         "ckplus/CK+48"),
+    "jaffe": CorpusSpec("jaffe", partial(load_jaffe, detector=None), {"train": "train"}, "subject", True, "jaffe"),
 }
 
 
@@ -99,10 +77,6 @@ def ferplus_distributions(data_root: Path) -> dict:
         if soft is not None:
             out[image] = np.asarray(soft, np.float32)
     return out
-
-
-def _as_rgb_or_l(image: Image.Image) -> Image.Image:
-    return to_l_or_rgb(image)
 
 
 def cache_file(cache_dir: Path, corpus: str, split: str, size: int, detector_name: str = "mtcnn") -> Path:
@@ -152,7 +126,7 @@ def build_corpus_cache(spec: CorpusSpec, path, cache_dir, size: int = 128, detec
         has_votes, is_gray, detected = np.zeros(n, bool), np.zeros(n, bool), np.zeros(n, bool)
         ids, identities = [], []
         for i, row in enumerate(tqdm(split, desc=f"{spec.name} {ours}", disable=not progress, mininterval=10)):
-            image = _as_rgb_or_l(row["image"])
+            image = to_l_or_rgb(row["image"])
             frame = whole_image_frame(image.width, image.height)
             if spec.detect and detector is not None:
                 boxes, scores = detector.detect(image.convert("RGB"))

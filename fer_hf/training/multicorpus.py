@@ -319,7 +319,7 @@ def train_multicorpus(args, command: str) -> dict:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             seen += len(batch.labels)
         train_seconds = time.time() - t0
         reports = {}
