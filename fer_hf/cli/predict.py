@@ -145,15 +145,22 @@ def _video_rows(recognizer, file: InputFile, sample_fps, annotate_dir) -> list[d
                                  output_video=None if output_video is None else str(output_video), progress=False)
     except Exception as error:  # noqa: BLE001 - one bad file must not stop the run
         return [{"file": file.path, "status": error_status(error)}]
+    return video_table_rows(file.path, analysis.rows)
+
+
+def video_table_rows(file: str, timeline_rows: list) -> list:
+    """The ``fer-hf predict`` rows of one video from its timeline rows (`fer_hf.inference.video.VideoAnalysis.rows`,
+    or the joined segments of the Ray engine): floats rounded to `DECIMALS`, ``file`` set, faces of a frame
+    numbered 0, 1, ... as in images; one ``"no face"`` row if there is none."""
     rows, per_frame = [], {}
-    for row in analysis.rows:
+    for row in timeline_rows:
         row = {k: (round(v, DECIMALS) if isinstance(v, float) else v) for k, v in dict(row).items()}
-        row["file"] = file.path
-        if row.get("status") == "ok" and row.get("face_index") is None:  # faces of a frame: 0, 1, ... as in images
+        row["file"] = file
+        if row.get("status") == "ok" and row.get("face_index") is None:
             row["face_index"] = per_frame.get(row.get("frame_index"), 0)
             per_frame[row.get("frame_index")] = row["face_index"] + 1
         rows.append(row)
-    return rows or [{"file": file.path, "status": "no face"}]
+    return rows or [{"file": file, "status": "no face"}]
 
 
 # ----------------------------------------------------------------------------------------------- journals
@@ -234,23 +241,40 @@ def read_journals(parts_dir, settings: dict | None = None) -> dict:
 # ------------------------------------------------------------------------------------------------ outputs
 
 
-def summarize(files: Sequence[InputFile], rows_by_key: dict) -> dict:
-    """Counts over the merged results: ``files``, ``images``, ``videos``, ``faces`` (rows with status ok),
-    ``no_face_files``, ``error_files``, ``emotions`` ({top emotion: faces}, most frequent first)."""
-    counts, faces, no_face, errors = {}, 0, 0, 0
-    for file in files:
-        rows = rows_by_key[file.key]
+class PredictSummary:
+    """Counts over a run's results, file by file (`add`), for `summarize` and the Ray engine's streamed rows."""
+
+    def __init__(self):
+        self.counts, self.files, self.images, self.videos, self.faces, self.no_face, self.errors = {}, 0, 0, 0, 0, 0, 0
+
+    def add(self, kind: str, rows: list) -> None:
+        """Count one file (``kind`` "image" or "video") and its table rows."""
+        self.files += 1
+        self.images += kind == "image"
+        self.videos += kind == "video"
         ok = [r for r in rows if r.get("status") == "ok"]
-        faces += len(ok)
+        self.faces += len(ok)
         if any(str(r.get("status", "")).startswith("error") for r in rows):
-            errors += 1
+            self.errors += 1
         elif not ok:
-            no_face += 1
+            self.no_face += 1
         for row in ok:
-            counts[row["top_emotion"]] = counts.get(row["top_emotion"], 0) + 1
-    return {"files": len(files), "images": sum(f.kind == "image" for f in files),
-            "videos": sum(f.kind == "video" for f in files), "faces": faces, "no_face_files": no_face,
-            "error_files": errors, "emotions": dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+            self.counts[row["top_emotion"]] = self.counts.get(row["top_emotion"], 0) + 1
+
+    def result(self) -> dict:
+        """``files``, ``images``, ``videos``, ``faces`` (rows with status ok), ``no_face_files``, ``error_files``,
+        ``emotions`` ({top emotion: faces}, most frequent first)."""
+        return {"files": self.files, "images": self.images, "videos": self.videos, "faces": self.faces,
+                "no_face_files": self.no_face, "error_files": self.errors,
+                "emotions": dict(sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0])))}
+
+
+def summarize(files: Sequence[InputFile], rows_by_key: dict) -> dict:
+    """Counts over the merged results (`PredictSummary.result`)."""
+    summary = PredictSummary()
+    for file in files:
+        summary.add(file.kind, rows_by_key[file.key])
+    return summary.result()
 
 
 # -------------------------------------------------------------------------------------------- the command
@@ -285,6 +309,20 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Continue an interrupted run with the same --output: files already finished "
                              "(journals in <output>.parts/) are not processed again.")
     parser.add_argument("--cpu", action="store_true", help="Run on the CPU even if a GPU is available.")
+    parser.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help="local (default): this machine (several processes with accelerate launch); ray: a Ray "
+                             "cluster (pip install 'fer_hf[ray]'; see docs/distributed.md). Paths may then be URIs "
+                             "pyarrow reads (s3://, gs://, file://), and --output may be .parquet.")
+    parser.add_argument("--address", default=None,
+                        help="--engine ray: the cluster to join (auto, ray://host:10001, host:6379); default: "
+                             "RAY_ADDRESS, else a local cluster for this run.")
+    parser.add_argument("--num-workers", "--num_workers", type=int, default=None,
+                        help="--engine ray: recognizer actors (default: the cluster's CPUs / --threads).")
+    parser.add_argument("--segment-seconds", "--segment_seconds", type=float, default=60.0,
+                        help="--engine ray: videos are analysed in segments of this many seconds, spread over "
+                             "workers (default: 60).")
+    parser.add_argument("--gpus-per-worker", "--gpus_per_worker", type=float, default=0.0,
+                        help="--engine ray: GPUs reserved per actor (default: 0, CPU).")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads per process (torch.set_num_threads; default: torch's, or OMP_NUM_THREADS). "
                              "On a busy machine 1 is much faster than several (benchmarks/results/predict_folder.md).")
@@ -319,6 +357,8 @@ def run_predict(args: argparse.Namespace, recognizer=None) -> dict:
             --resume without --output, journals from other settings). OSError / ValueError: if the model
             cannot be loaded.
     """
+    if getattr(args, "engine", "local") == "ray":
+        return _run_ray(args, recognizer)
     from accelerate import PartialState
     from tqdm.auto import tqdm
 
@@ -418,6 +458,21 @@ def run_predict(args: argparse.Namespace, recognizer=None) -> dict:
     return summary
 
 
+def _run_ray(args: argparse.Namespace, recognizer=None) -> dict:
+    """``--engine ray``: `fer_hf.distributed.predict_files` with the command's options."""
+    unsupported = [flag for flag, value in (("--annotate", args.annotate), ("--resume", args.resume),
+                                            ("a loaded recognizer", recognizer)) if value]
+    if unsupported:
+        raise ValueError(f"{', '.join(unsupported)}: not available with --engine ray (use --engine local)")
+    from ..distributed import predict_files
+
+    return predict_files(args.paths, args.output, model=args.model, detector=args.detector,
+                         min_face_size=args.min_face_size, tta=args.tta, backend=args.backend,
+                         batch_size=args.batch_size, sample_fps=args.sample_fps, recursive=args.recursive,
+                         address=args.address, num_workers=args.num_workers, threads=args.threads or 1,
+                         gpus_per_worker=args.gpus_per_worker, segment_s=args.segment_seconds)
+
+
 def format_summary(summary: dict) -> str:
     """The summary `run_predict` prints (a few lines of text)."""
     unit = "images/s" if summary["videos"] == 0 else "files/s"
@@ -426,9 +481,11 @@ def format_summary(summary: dict) -> str:
              f"faces: {summary['faces']}", f"files without a face: {summary['no_face_files']}",
              f"errors (unreadable files): {summary['error_files']}",
              "top emotions: " + (", ".join(f"{k} {v}" for k, v in summary["emotions"].items()) or "-"),
-             f"processed now: {summary['processed']} files in {summary['seconds']:.1f} s ({rate}, model loading "
-             f"excluded)" + (f"; {summary['resumed']} files already done (--resume)" if summary["resumed"] else ""),
-             f"processes: {summary['processes']}"]
+             f"processed now: {summary['processed']} files in {summary['seconds']:.1f} s ({rate}, "
+             + ("Ray cluster start and model loading included)" if summary.get("engine") == "ray"
+                else "model loading excluded)") + (f"; {summary['resumed']} files already done (--resume)" if summary["resumed"] else ""),
+             (f"Ray workers: {summary['processes']}" if summary.get("engine") == "ray"
+              else f"processes: {summary['processes']}")]
     if summary.get("output"):
         lines.append(f"output: {summary['output']}")
     return "\n".join(lines)
@@ -439,12 +496,12 @@ def main_predict(args: argparse.Namespace) -> int:
     not failures), 2 for bad options or a model that cannot be loaded."""
     try:
         run_predict(args)
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, ImportError) as error:
         print(f"fer-hf predict: error: {error}", file=sys.stderr)
         return 2
     finally:
         from accelerate import PartialState
 
-        if PartialState._shared_state:  # initialised: leave torch.distributed cleanly (no-op in one process)
+        if PartialState._shared_state and getattr(args, "engine", "local") == "local":  # initialised: leave torch.distributed cleanly (no-op in one process)
             PartialState().destroy_process_group()
     return 0

@@ -323,7 +323,72 @@ class FaceExpressionRecognizer:
         if pending:
             yield from flush()
 
+    def as_map_function(self, image_column: str = "image", output_column: str = "faces", batch_size: int = 32,
+                        threads: Optional[int] = 1) -> "DatasetMapFunction":
+        """A function for Hugging Face ``datasets.Dataset.map(..., batched=True)`` that adds each image's faces
+        as a list column::
+
+            dataset = load_dataset("imagefolder", data_dir="photos", split="train")
+            dataset = dataset.map(recognizer.as_map_function(), batched=True, batch_size=32, num_proc=2)
+            dataset[0]["faces"]  # [{"box": [x, y, w, h], "score": ..., "emotions": {...}, "top_emotion": ...}]
+
+        Args:
+            image_column: column of images (``Image`` feature: PIL images; also paths, bytes or
+                ``{"bytes", "path"}`` dicts).
+            output_column: name of the added list column; ``<output_column>_status`` is added too (``"ok"``,
+                ``"no face"`` or ``"error: <exception>"``: an unreadable image gets an empty list, the others
+                go on).
+            batch_size: face crops per forward pass (`predict_batch`).
+            threads: torch threads in each process that runs the function (1 suits ``num_proc`` > 1; None:
+                leave torch's setting).
+
+        Returns:
+            a picklable callable ``batch (dict of lists) -> dict of lists`` (the batch with the two columns added).
+        """
+        return DatasetMapFunction(self, image_column, output_column, batch_size, threads)
+
     def annotate(self, image, faces: list) -> Image.Image:
         """RGB PIL image: ``image`` with each face's box, top emotion and probability drawn on it
         (`fer_hf.inference.drawing.draw_faces`)."""
         return draw_faces(load_image(image).convert("RGB"), faces)
+
+
+class DatasetMapFunction:
+    """The batched ``datasets.Dataset.map`` function of `FaceExpressionRecognizer.as_map_function`."""
+
+    def __init__(self, recognizer: FaceExpressionRecognizer, image_column: str, output_column: str, batch_size: int,
+                 threads: Optional[int]):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.recognizer, self.image_column, self.output_column = recognizer, image_column, output_column
+        self.batch_size, self.threads = int(batch_size), threads
+
+    def __call__(self, batch: dict) -> dict:
+        import io
+
+        from .results import error_status
+
+        if self.image_column not in batch:
+            raise KeyError(f"no column {self.image_column!r} in the dataset (columns: {sorted(batch)})")
+        if self.threads:  # in a datasets worker process (num_proc > 1), one thread each avoids oversubscription
+            torch.set_num_threads(int(self.threads))
+
+        def source(value):
+            if isinstance(value, (bytes, bytearray)):
+                return io.BytesIO(bytes(value))
+            if isinstance(value, dict):
+                return io.BytesIO(value["bytes"]) if value.get("bytes") is not None else value.get("path")
+            return value
+
+        images = batch[self.image_column]
+        faces_column, status_column = [None] * len(images), [None] * len(images)
+        for index, result, _ in self.recognizer.predict_batch([source(v) for v in images], self.batch_size):
+            if isinstance(result, BaseException):
+                faces_column[index], status_column[index] = [], error_status(result)
+                continue
+            faces_column[index] = [{"box": [int(v) for v in face["box"]], "score": float(face["score"]),
+                                    "emotions": {k: float(v) for k, v in face["emotions"].items()},
+                                    "top_emotion": face["top_emotion"], "top_score": float(face["top_score"])}
+                                   for face in result]
+            status_column[index] = "ok" if result else "no face"
+        return {**batch, self.output_column: faces_column, f"{self.output_column}_status": status_column}

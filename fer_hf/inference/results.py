@@ -18,8 +18,8 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover - Python 3.10
     from typing_extensions import NotRequired
 
-#: Output table formats, by file extension.
-OUTPUT_FORMATS = (".csv", ".json", ".jsonl")
+#: Output table formats, by file extension (Parquet needs pyarrow).
+OUTPUT_FORMATS = (".csv", ".json", ".jsonl", ".parquet")
 #: Probabilities and scores are written with this many decimals in tables.
 DECIMALS = 6
 #: Columns of every face table before the per-emotion probabilities; ``status`` comes after them.
@@ -117,8 +117,9 @@ def faces_from_rows(rows: list, labels: Sequence[str]) -> list:
 
 
 def write_rows(rows: list, fields: Sequence[str], destination) -> None:
-    """Write ``rows`` to ``destination`` (.csv, .json or .jsonl, by extension; or an open text stream, as
-    CSV) with exactly the columns ``fields``: a missing value is an empty CSV cell or JSON ``null``.
+    """Write ``rows`` to ``destination`` (.csv, .json, .jsonl or .parquet, by extension; or an open text
+    stream, as CSV) with exactly the columns ``fields``: a missing value is an empty CSV cell, JSON ``null``
+    or Parquet null. `RowWriter` does the same for rows that arrive in parts.
 
     A file is written to a temporary file in the same folder and moved into place with ``os.replace``, so
     ``destination`` is either the old file or the complete new one, never a partial one.
@@ -129,43 +130,132 @@ def write_rows(rows: list, fields: Sequence[str], destination) -> None:
     if hasattr(destination, "write"):
         _write_csv(rows, fields, destination)
         return
-    destination = Path(destination)
-    suffix = destination.suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise ValueError(f"Unknown output format {destination.suffix!r}; use one of {OUTPUT_FORMATS}")
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
-    try:
-        with os.fdopen(handle, "w", newline="" if suffix == ".csv" else None, encoding="utf-8") as stream:
-            if suffix == ".csv":
-                _write_csv(rows, fields, stream)
+    with RowWriter(destination, fields) as writer:
+        writer.write(rows)
+
+
+class RowWriter:
+    """Write a face table part by part (``write`` many times, then ``close``, or use it as a context
+    manager), so that a table larger than memory can be written; the file appears complete or not at all
+    (a temporary file moved into place with ``os.replace`` on a clean ``close``; removed on an error).
+
+    Formats by extension: ``.csv`` (header, then rows), ``.jsonl`` (a JSON object per line), ``.json`` (one
+    list of objects), ``.parquet`` (pyarrow; column types from `parquet_schema`).
+
+    Raises:
+        ValueError: for another extension. OSError: if the folder cannot be written. ImportError: for
+            ``.parquet`` without pyarrow.
+    """
+
+    def __init__(self, destination, fields: Sequence[str]):
+        self.destination = Path(destination)
+        self.fields = list(fields)
+        self.suffix = self.destination.suffix.lower()
+        if self.suffix not in OUTPUT_FORMATS:
+            raise ValueError(f"Unknown output format {self.destination.suffix!r}; use one of {OUTPUT_FORMATS}")
+        self.destination.parent.mkdir(parents=True, exist_ok=True)
+        handle, self.temporary = tempfile.mkstemp(prefix=f".{self.destination.name}.", suffix=".tmp",
+                                                  dir=self.destination.parent)
+        self.count = 0
+        if self.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            os.close(handle)
+            self.schema = parquet_schema(self.fields)
+            self.stream = None
+            self.parquet = pq.ParquetWriter(self.temporary, self.schema)
+        else:
+            self.parquet = None
+            self.stream = os.fdopen(handle, "w", newline="" if self.suffix == ".csv" else None, encoding="utf-8")
+            if self.suffix == ".csv":
+                self.csv = csv.DictWriter(self.stream, fieldnames=self.fields, restval="", extrasaction="ignore")
+                self.csv.writeheader()
+            elif self.suffix == ".json":
+                self.stream.write("[")
+
+    def write(self, rows: list) -> None:
+        """Append ``rows`` (dicts; keys outside ``fields`` are ignored)."""
+        if not rows:
+            return
+        if self.parquet is not None:
+            import pyarrow as pa
+
+            self.parquet.write_table(pa.Table.from_pylist([{f: row.get(f) for f in self.fields} for row in rows],
+                                                          schema=self.schema))
+        elif self.suffix == ".csv":
+            self.csv.writerows(rows)
+        else:
+            records = [json.dumps({f: row.get(f) for f in self.fields}) for row in rows]
+            if self.suffix == ".json":
+                self.stream.write(("," if self.count else "") + "\n" + ",\n".join(records))
             else:
-                records = [json.dumps({f: row.get(f) for f in fields}) for row in rows]
-                if suffix == ".json":
-                    stream.write("[\n" + ",\n".join(records) + ("\n" if records else "") + "]\n")
-                else:
-                    stream.write("".join(r + "\n" for r in records))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+                self.stream.write("".join(r + "\n" for r in records))
+        self.count += len(rows)
+
+    def close(self) -> None:
+        """Finish the file and move it into place."""
+        if self.parquet is not None:
+            self.parquet.close()
+        else:
+            if self.suffix == ".json":
+                self.stream.write(("\n" if self.count else "") + "]\n")
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+        os.replace(self.temporary, self.destination)
+
+    def abort(self) -> None:
+        """Drop the temporary file; ``destination`` is left as it was."""
+        try:
+            if self.parquet is not None:
+                self.parquet.close()
+            else:
+                self.stream.close()
+        finally:
+            if os.path.exists(self.temporary):
+                os.unlink(self.temporary)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+#: Integer columns of a face table; every other column but the text ones is a float.
+INTEGER_FIELDS = ("face_index", "box_x", "box_y", "box_w", "box_h", "frame_index", "track_id")
+#: Text columns of a face table.
+TEXT_FIELDS = ("file", "top_emotion", "status")
+
+
+def parquet_schema(fields: Sequence[str]):
+    """The pyarrow schema of a face table with columns ``fields``: `INTEGER_FIELDS` int64, `TEXT_FIELDS`
+    string, the others (scores, probabilities, ``time_s``) float64; every column nullable."""
+    import pyarrow as pa
+
+    return pa.schema([(f, pa.int64() if f in INTEGER_FIELDS else pa.string() if f in TEXT_FIELDS else pa.float64())
+                      for f in fields])
 
 
 def read_rows(source) -> list:
-    """Rows written by `write_rows` (.csv, .json or .jsonl), as dicts (CSV values as strings, empty cells as
-    None)."""
+    """Rows written by `write_rows` (.csv, .json, .jsonl or .parquet), as dicts (CSV values as strings, empty
+    cells as None)."""
     source = Path(source)
     suffix = source.suffix.lower()
-    text = source.read_text(encoding="utf-8")
+    text = "" if suffix == ".parquet" else source.read_text(encoding="utf-8")
     if suffix == ".json":
         return json.loads(text)
     if suffix == ".jsonl":
         return [json.loads(line) for line in text.splitlines() if line.strip()]
     if suffix == ".csv":
         return [{k: (v if v != "" else None) for k, v in row.items()} for row in csv.DictReader(text.splitlines())]
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(source).to_pylist()
     raise ValueError(f"Unknown output format {source.suffix!r}; use one of {OUTPUT_FORMATS}")
 
 

@@ -120,12 +120,19 @@ class _Reader:
     def __exit__(self, *exc):
         self.close()
 
-    def frames(self) -> Iterator[tuple]:
+    def frames(self, start_pts: Optional[int] = None, first_index: int = 0) -> Iterator[tuple]:
         """(index, time_s, av.VideoFrame) for every decodable frame, in presentation order. Packets that
-        fail to decode are counted in ``decode_errors`` and skipped."""
-        index = 0
+        fail to decode are counted in ``decode_errors`` and skipped.
+
+        ``start_pts``: seek to the key frame at or before this presentation timestamp (stream time base) and
+        start at the first frame whose timestamp is not earlier; that frame gets index ``first_index`` (a
+        `VideoSegment`'s first frame). None: from the first frame, index 0."""
+        index = first_index if start_pts is not None else 0
+        started = index
         last = None
         step = 1.0 / self.fps if self.fps > 0 else 1.0 / 30
+        if start_pts is not None:
+            self.container.seek(int(start_pts), stream=self.stream, backward=True, any_frame=False)
         try:
             for packet in self.container.demux(self.stream):
                 try:
@@ -134,6 +141,8 @@ class _Reader:
                     self.decode_errors += 1
                     continue
                 for frame in decoded:
+                    if start_pts is not None and (frame.pts is None or frame.pts < start_pts):
+                        continue  # decoded from the key frame before the segment: not ours
                     if frame.time is not None:
                         if self.start_s is None:
                             self.start_s = float(frame.time)
@@ -146,10 +155,10 @@ class _Reader:
                     yield index, t, frame
                     index += 1
         except av.error.FFmpegError as error:  # a demuxer error (truncated or corrupt file)
-            if index == 0:
+            if index == started:
                 raise ValueError(f"{self.name}: no video frame could be read ({error}).") from error
             self.decode_errors += 1
-        if index == 0:
+        if index == started:
             raise ValueError(f"{self.name}: no video frame could be decoded (broken file or unsupported codec "
                              f"{self.stream.codec_context.name!r}).")
 
@@ -250,6 +259,72 @@ def iter_video_frames(source, sample_fps: Optional[float] = None, *, max_side: O
                 return
             if sampler.take(t):
                 yield VideoFrameSample(index, round(t, 4), _frame_image(frame, max_side)[0])
+
+
+class VideoSegment(NamedTuple):
+    """A stretch of a video that one worker analyses on its own (`plan_video_segments`)."""
+
+    index: int  #: position of the segment in the video (0-based)
+    count: int  #: number of segments of the video
+    first_frame: int  #: index of its first frame among all decoded frames (`VideoFrameSample.index`)
+    frames: int  #: number of frames it holds
+    start_pts: Optional[int]  #: presentation timestamp of its first frame (stream time base); None: from the start
+    fps: float  #: the video's average frame rate (0.0 if unknown), for the tracker
+
+
+def plan_video_segments(source, segment_s: float, sample_fps: Optional[float] = None) -> list:
+    """Cut a video into time segments that can be analysed independently and give, joined, exactly the
+    frames and timeline of one `analyze_video` pass (the distributed runner spreads a long video over
+    workers this way).
+
+    Only packets are read (demuxing, no decoding). Segment boundaries fall on multiples of the sampling
+    interval (``1 / sample_fps``) nearest above ``segment_s``, so the frame sampling restarts exactly where a
+    single pass would take a frame; each segment starts at a frame's own timestamp, from which a worker seeks
+    to the key frame before it.
+
+    Args:
+        source: path or seekable binary file object of a video.
+        segment_s: target segment length in seconds of video (> 0).
+        sample_fps: the sampling rate the segments will be analysed with (None: every frame).
+
+    Returns:
+        list of `VideoSegment`, in time order; a single segment from the start when the stream lacks
+        timestamps or a start time (then it cannot be cut safely).
+
+    Raises:
+        ValueError: for a non-positive ``segment_s`` or ``sample_fps``, and as `probe_video` for a file that
+            is not a readable video. FileNotFoundError: for a missing path.
+    """
+    if not (segment_s > 0 and math.isfinite(segment_s)):
+        raise ValueError(f"segment_s must be a positive number of seconds, got {segment_s!r}")
+    interval = _Sampler(sample_fps).interval
+    if interval is not None:
+        segment_s = max(1, math.ceil(segment_s / interval - 1e-9)) * interval
+    with _Reader(source) as reader:
+        stamps, complete = [], True
+        try:
+            for packet in reader.container.demux(reader.stream):
+                if packet.size == 0:  # the demuxer's end-of-stream flush packet
+                    continue
+                if packet.pts is None:
+                    complete = False
+                    break
+                stamps.append(int(packet.pts))
+        except av.error.FFmpegError:
+            complete = False
+        whole = [VideoSegment(0, 1, 0, 2 ** 62, None, reader.fps)]  # every frame, from the start
+        if not complete or not stamps or reader.start_s is None:
+            return whole
+        stamps.sort()
+        starts = [0]
+        for i, pts in enumerate(stamps):
+            t = max(0.0, float(pts * reader.time_base) - reader.start_s)
+            # same 1e-6 tolerance as the frame sampler, so the first frame of a segment is one it takes
+            if t >= len(starts) * segment_s - 1e-6 and i > starts[-1]:
+                starts.append(i)
+        ends = starts[1:] + [len(stamps)]
+        return [VideoSegment(k, len(starts), first, end - first, stamps[first] if k else None, reader.fps)
+                for k, (first, end) in enumerate(zip(starts, ends))]
 
 
 # --------------------------------------------------------------------------------------------------- writing
@@ -476,6 +551,62 @@ def _face_rows(time_s, frame_index, faces, track_ids, scale, labels) -> list:
     return [{name: row.get(name) for name in headers} for row in rows]
 
 
+def video_tracker(fps: float, sample_fps: Optional[float]) -> FaceTracker:
+    """The `FaceTracker` of `analyze_video`: a face may be missed for about a second of analysed frames."""
+    per_second = min(sample_fps or math.inf, fps or 30.0)
+    return FaceTracker(iou_threshold=0.3, max_missed=max(1, int(round(per_second))))
+
+
+def analyze_video_segment(source, recognizer, segment: VideoSegment, *, sample_fps: Optional[float] = None) -> list:
+    """Timeline rows (`timeline_headers`) of the sampled frames of one `VideoSegment`, without track ids
+    (``track_id`` None; `assign_track_ids` gives them once the segments are joined). The rows of all
+    segments of a video, in order, equal the rows of one `analyze_video` pass with the same ``sample_fps``
+    and no ``max_side``.
+
+    Raises:
+        as `analyze_video`.
+    """
+    sampler = _Sampler(sample_fps)
+    labels = [recognizer.id2label[i] for i in sorted(recognizer.id2label)]
+    rows: list = []
+    end = segment.first_frame + segment.frames
+    with _Reader(source) as reader:
+        for index, t, frame in reader.frames(segment.start_pts, segment.first_frame):
+            if index >= end:
+                break
+            if not sampler.take(t):
+                continue
+            image, scale = _frame_image(frame, None)
+            faces = recognizer.predict(image)
+            for row in _face_rows(t, index, faces, [0] * len(faces), scale, labels):
+                row["track_id"] = None
+                rows.append(row)
+    return rows
+
+
+def assign_track_ids(rows: list, fps: float, sample_fps: Optional[float]) -> list:
+    """Give the face rows of one video (timeline rows of all its sampled frames, in frame order, e.g. the
+    joined `analyze_video_segment` rows) the track ids `analyze_video`'s tracker gives them; rows are
+    updated in place and returned. A frame's ``"no face"`` row counts as a frame without faces."""
+    tracker = video_tracker(fps, sample_fps)
+    frame, pending = object(), []
+
+    def flush():
+        ok = [r for r in pending if r.get("status") == "ok"]
+        for row, track_id in zip(ok, tracker.update([[r["box_x"], r["box_y"], r["box_w"], r["box_h"]] for r in ok])):
+            row["track_id"] = int(track_id)
+
+    for row in rows:
+        if row.get("frame_index") != frame and pending:
+            flush()
+            pending = []
+        frame = row.get("frame_index")
+        pending.append(row)
+    if pending:
+        flush()
+    return rows
+
+
 def _progress_function(progress, duration_s, name):
     """A function(time_s, frames_sampled, final=False) that reports to tqdm, to a callable, or to nothing."""
     if progress is None or progress is False:
@@ -558,9 +689,8 @@ def analyze_video(source, recognizer, *, sample_fps: Optional[float] = None,
         if max_duration_s is not None and reader.duration_s is not None and reader.duration_s > max_duration_s + 1e-3:
             raise ValueError(f"{reader.name} lasts {reader.duration_s:.1f} s; the limit is {max_duration_s:g} s. "
                              "Trim the video or analyse it in parts.")
-        if tracker is None:  # a face may be missed for about a second of analysed frames
-            per_second = min(sample_fps or math.inf, reader.fps or 30.0)
-            tracker = FaceTracker(iou_threshold=0.3, max_missed=max(1, int(round(per_second))))
+        if tracker is None:
+            tracker = video_tracker(reader.fps, sample_fps)
         tracker.reset()
         report = _progress_function(progress, reader.duration_s, reader.name)
         writer = None
