@@ -70,3 +70,77 @@ def test_an_auto_map_naming_what_no_copy_defines_is_a_problem(released_copy):
     assert any("configuration_fer_other.py is not written" in p for p in problems), problems
     assert any("differs from the" in p for p in problems), problems
     assert fix_copies.main([str(released_copy)]) == 1
+
+
+def test_package_copies_under_copied_from_markers_match_their_sources():
+    changes, problems = fix_copies.check_copied_from()
+    assert not changes, f"run `{fix_copies.COMMAND}`: " + "; ".join(changes)
+    assert not problems, problems
+    marked = [b for p in sorted((REPO / "fer_hf").rglob("*.py")) for b in fix_copies.copied_from_blocks(p)]
+    assert len(marked) >= 6
+
+
+SOURCE = '''class FerAModel:
+    def forward(self, x):
+        hidden = self.fer_a(x)
+        return hidden + 1
+
+
+def helper(value):
+    return value * 2
+'''
+
+COPY = '''class FerBModel:
+    # Copied from fer_hf.models.a.modeling_a.FerAModel.forward with fer_a->fer_b
+    def forward(self, x):
+        hidden = self.fer_b(x)
+        return hidden + 1
+
+    def other(self):
+        return 0
+
+
+# Copied from fer_hf.models.a.modeling_a.helper
+def helper(value):
+    return value * 2
+'''
+
+
+@pytest.fixture
+def package(tmp_path):
+    """A scratch repository root with a source family ``a`` and a family ``b`` holding marked copies."""
+    for family, text in (("a", SOURCE), ("b", COPY)):
+        folder = tmp_path / "fer_hf" / "models" / family
+        folder.mkdir(parents=True)
+        (folder / f"modeling_{family}.py").write_text(text)
+    return tmp_path
+
+
+def test_copied_from_check_finds_a_stale_copy_and_the_rewrite_restores_it(package):
+    copy = package / "fer_hf" / "models" / "b" / "modeling_b.py"
+    assert fix_copies.check_copied_from(package) == ([], [])
+
+    copy.write_text(COPY.replace("hidden + 1", "hidden + 2"))
+    changes, problems = fix_copies.check_copied_from(package)
+    assert changes == ["fer_hf/models/b/modeling_b.py:2: differs from fer_hf.models.a.modeling_a.FerAModel.forward "
+                       f"(run {fix_copies.COMMAND})"] and not problems
+    assert "hidden + 2" in copy.read_text()  # checking writes nothing
+
+    changes, _ = fix_copies.check_copied_from(package, fix=True)
+    assert len(changes) == 1 and copy.read_text() == COPY
+    assert fix_copies.check_copied_from(package) == ([], [])
+
+
+def test_copied_from_markers_naming_nothing_are_problems(package):
+    copy = package / "fer_hf" / "models" / "b" / "modeling_b.py"
+    copy.write_text(COPY.replace("FerAModel.forward", "FerAModel.backward")
+                    .replace("modeling_a.helper", "modeling_c.helper")
+                    .replace("    def other(self):", "    # Copied from fer_hf.models.a.modeling_a.helper\n\n"
+                                                     "    def other(self):"))
+    changes, problems = fix_copies.check_copied_from(package)
+    assert not changes
+    assert [p.split(": ", 1)[1] for p in problems] == [
+        "# Copied from fer_hf.models.a.modeling_a.FerAModel.backward: fer_hf/models/a/modeling_a.py defines no "
+        "FerAModel.backward",
+        "# Copied from fer_hf.models.a.modeling_a.helper: no class or function on the line after the marker",
+        "# Copied from fer_hf.models.a.modeling_c.helper: no module file for fer_hf.models.a.modeling_c.helper"]

@@ -18,6 +18,18 @@ Usage (from the repository root, with this checkout's fer_hf importable)::
 Besides the copies, ``--check`` and a rewrite both report what they cannot fix: an ``auto_map`` entry (in
 config.json, preprocessor_config.json or an ensemble member's config) whose module is not written or does
 not define the class, a copy whose relative import is missing, or a copy that imports fer_hf.
+
+Copies inside the package: the model families (``fer_hf/models/<family>/``) and the metric modules
+(``fer_hf/evaluation/metric_modules/``) must stay self-contained, so code they share is repeated rather than
+imported. As in transformers, a repeated class, function or method carries a marker on the line above it
+(above its decorators)::
+
+    # Copied from fer_hf.models.mobilenet.modeling_fer_mobilenet.FerMobileNetModel.forward
+    # Copied from fer_hf.models.vgg.modeling_fer_vgg.FerVGGPreTrainedModel._init_weights with FerVGG->FerLRN
+
+and is kept identical to its source, after the ``with`` replacements (``old->new``, comma-separated, applied in
+order as plain text). When every released folder is processed (no folder named), ``--check`` lists the
+markers whose code differs and a rewrite replaces that code with the source's.
 """
 
 from __future__ import annotations
@@ -27,8 +39,10 @@ import ast
 import importlib
 import inspect
 import json
+import re
 import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -187,6 +201,141 @@ def fix_folder(folder: Path, check: bool = False) -> tuple[list[str], list[str]]
     return changes, code_problems(folder, expected, saved_auto_maps)
 
 
+#: ``# Copied from fer_hf.<module>.<Name>[.<method>] [with old->new[, old->new ...]]``
+COPIED_FROM = re.compile(r"^(?P<indent>[ \t]*)# Copied from (?P<target>fer_hf(?:\.\w+)+)"
+                         r"(?:[ \t]+with[ \t]+(?P<replacements>\S.*?))?[ \t]*$")
+#: Where `copied_from_blocks` looks for markers.
+COPY_ROOTS = ("fer_hf",)
+
+
+def _resolve_target(target: str, root: Path = REPO) -> tuple[Path, list[str]]:
+    """``(source file, qualified name parts)`` of a dotted ``fer_hf....Name[.method]`` target: the longest
+    module prefix that is a ``.py`` file under ``root``.
+
+    Raises:
+        ValueError: if no prefix of ``target`` names a file.
+    """
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        path = root.joinpath(*parts[:cut]).with_suffix(".py")
+        if path.is_file():
+            return path, parts[cut:]
+    raise ValueError(f"no module file for {target}")
+
+
+def _find_definition(tree: ast.AST, names: list[str]):
+    """The class / function node at ``names`` (``["Class", "method"]``) in a module's AST, or None."""
+    node = tree
+    for name in names:
+        node = next((child for child in getattr(node, "body", [])
+                     if isinstance(child, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                     and child.name == name), None)
+        if node is None:
+            return None
+    return node
+
+
+def _first_line(node) -> int:
+    """1-based first line of a definition, its decorators included."""
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
+
+
+def _definition_text(lines: list[str], node) -> str:
+    """The source of a definition (decorators included), dedented."""
+    return textwrap.dedent("".join(lines[_first_line(node) - 1:node.end_lineno]))
+
+
+def _replace(text: str, replacements) -> str:
+    for pair in (replacements or "").split(","):
+        if pair.strip():
+            old, arrow, new = pair.strip().partition("->")
+            if not arrow:
+                raise ValueError(f"replacement {pair.strip()!r} is not old->new")
+            text = text.replace(old.strip(), new.strip())
+    return text
+
+
+class CopiedBlock:
+    """A definition under a ``# Copied from`` marker: where it is, what it should be, and what it is.
+
+    ``marker_line``, ``first_line`` and ``last_line`` are 1-based (the copy's lines, decorators included);
+    ``expected`` is the dedented source after the replacements ("" when it cannot be found), ``current`` the
+    dedented copy, ``problem`` why the source or the copy cannot be found (None when both are there)."""
+
+    def __init__(self, path: Path, marker_line: int, indent: str, target: str):
+        self.path, self.marker_line, self.indent, self.target = path, marker_line, indent, target
+        self.first_line = self.last_line = marker_line + 1
+        self.expected = self.current = ""
+        self.problem: str | None = None
+
+    @property
+    def stale(self) -> bool:
+        return self.problem is None and self.current != self.expected
+
+    def where(self, root: Path = REPO) -> str:
+        return f"{self.path.relative_to(root).as_posix()}:{self.marker_line}"
+
+
+def copied_from_blocks(path: Path, root: Path = REPO) -> list[CopiedBlock]:
+    """Every ``# Copied from`` marker of a Python file, with its copy and what the copy should be."""
+    path = Path(path)
+    text = path.read_text()
+    lines = text.splitlines(keepends=True)
+    if "# Copied from" not in text:
+        return []
+    tree = ast.parse(text)
+    definitions = {_first_line(node): node for node in ast.walk(tree)
+                   if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))}
+    blocks = []
+    for number, line in enumerate(lines, start=1):
+        match = COPIED_FROM.match(line.rstrip("\n"))
+        if match is None:
+            continue
+        node = definitions.get(number + 1)
+        block = CopiedBlock(path, number, match["indent"], match["target"])
+        if node is None:
+            block.problem = "no class or function on the line after the marker"
+            blocks.append(block)
+            continue
+        block.last_line, block.current = node.end_lineno, _definition_text(lines, node)
+        try:
+            source_path, names = _resolve_target(match["target"], root)
+            source_text = source_path.read_text()
+            source = _find_definition(ast.parse(source_text), names)
+            if source is None:
+                raise ValueError(f"{source_path.relative_to(root).as_posix()} defines no {'.'.join(names)}")
+            block.expected = _replace(_definition_text(source_text.splitlines(keepends=True), source),
+                                      match["replacements"])
+        except ValueError as error:
+            block.problem = str(error)
+        blocks.append(block)
+    return blocks
+
+
+def check_copied_from(root: Path = REPO, fix: bool = False) -> tuple[list[str], list[str]]:
+    """``(changes, problems)`` of the ``# Copied from`` markers under ``root``'s `COPY_ROOTS`: one line per copy
+    that differs from its source (rewritten from the source with ``fix``), and one per marker whose source or
+    copy cannot be found."""
+    changes, problems = [], []
+    for copy_root in COPY_ROOTS:
+        for path in sorted((Path(root) / copy_root).rglob("*.py")):
+            blocks = copied_from_blocks(path, root)
+            for block in blocks:
+                if block.problem:
+                    problems.append(f"{block.where(root)}: # Copied from {block.target}: {block.problem}")
+                elif block.stale:
+                    changes.append(f"{block.where(root)}: differs from {block.target} "
+                                   f"({'rewritten' if fix else 'run ' + COMMAND})")
+            stale = [b for b in blocks if b.stale]
+            if fix and stale:
+                lines = path.read_text().splitlines(keepends=True)
+                for block in reversed(stale):  # bottom up: earlier line numbers stay valid
+                    lines[block.first_line - 1:block.last_line] = [
+                        textwrap.indent(block.expected, block.indent)]
+                path.write_text("".join(lines))
+    return changes, problems
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="*", type=Path, help="released folders (default: every model_cards/*/)")
@@ -201,6 +350,8 @@ def main(argv=None) -> int:
 
     logging.disable_progress_bar()  # the weights save_pretrained writes into a temporary folder
     all_changes, all_problems = [], []
+    if not args.folders:  # a whole-repository run: the copies inside the package too
+        all_changes, all_problems = check_copied_from(fix=not args.check)
     for folder in args.folders or released_folders():
         changes, problems = fix_folder(folder, check=args.check)
         all_changes += changes

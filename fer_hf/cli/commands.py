@@ -25,10 +25,23 @@ from .flags import dash_flags
 # without loading torch, transformers, datasets or onnxruntime for subcommands that are not run.
 
 
+def _command_line(args) -> str:
+    """The command as run (``python -m fer_hf`` and the arguments, shell-quoted), recorded in results."""
+    return "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+
+
+def _subcommand(commands, name: str, handler, **kwargs) -> argparse.ArgumentParser:
+    """The ``name`` subparser of ``commands`` (``kwargs``: help, description); `main` calls ``handler`` with
+    its parsed arguments."""
+    parser = commands.add_parser(name, **kwargs)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def _ensemble(args) -> int:
     from ..training.ensembling import build_ensemble
 
-    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    command = _command_line(args)
     results = build_ensemble(args.members, args.data_dir, args.output_dir, model_name=args.model_name,
                              step=args.weight_step, command=command, max_eval_samples=args.max_eval_samples,
                              criterion=args.weight_criterion, dataset=args.dataset, weights=args.weights,
@@ -50,7 +63,7 @@ def _ensemble(args) -> int:
 def _evaluate(args) -> int:
     from ..evaluation.report import evaluate_model
 
-    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    command = _command_line(args)
     label_mapping = json.loads(args.label_mapping) if args.label_mapping else None
     try:
         results = evaluate_model(args.model, args.dataset, args.data_dir, split=args.split,
@@ -73,7 +86,7 @@ def _evaluate(args) -> int:
 def _train_classical(args) -> int:
     from ..training.classical import train_classical
 
-    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    command = _command_line(args)
     grid = None
     if args.C or args.gamma_factor:
         from ..training.classical import DEFAULT_GRID
@@ -178,7 +191,7 @@ def _data_quality(args) -> int:
     from ..atomic import atomic_write_text
     from ..data import data_quality_report
 
-    command = "python -m fer_hf " + " ".join(shlex.quote(a) for a in args.argv)
+    command = _command_line(args)
     try:
         from ..evaluation.report import load_evaluation_corpus
 
@@ -206,9 +219,10 @@ def _data_quality(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fer-hf", description="fer_hf: facial expression recognition")
     commands = parser.add_subparsers(dest="command", required=True)
-    ensemble = commands.add_parser(
-        "ensemble", help="Build an ensemble of trained fer_hf models (weights fitted on FER2013 PublicTest, or "
-                         "on the selection split of --dataset).",
+    ensemble = _subcommand(
+        commands, "ensemble", _ensemble,
+        help="Build an ensemble of trained fer_hf models (weights fitted on FER2013 PublicTest, or on the selection "
+             "split of --dataset).",
         description="Fit averaging weights on a selection split (FER2013 PublicTest by default; never the "
                     "reported split), or take fixed --weights, build one fer_ensemble PreTrainedModel holding "
                     "every member with a non-zero weight (members at weight 0 are left out and listed), "
@@ -254,14 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--max_eval_samples", type=int, default=None,
                           help="Only a fixed random subset (seed 0) of N selection and of N reported images, "
                                "not the first N (the FER2013 zip is sorted by class); for tests, not results.")
-    ensemble.set_defaults(handler=_ensemble)
 
     from ..evaluation.calibration import DEFAULT_N_BINS
     from ..evaluation.report import EVALUATION_DATASETS
     from ..inference.tta import TTA_MODES
 
-    evaluate = commands.add_parser(
-        "evaluate", help="Evaluation report of a trained fer_hf model on a dataset split (metrics.json + plots).",
+    evaluate = _subcommand(
+        commands, "evaluate", _evaluate,
+        help="Evaluation report of a trained fer_hf model on a dataset split (metrics.json + plots).",
         description="Accuracy, macro-F1, per-class precision/recall/F1, confusion matrix, top-2 accuracy, "
                     "one-vs-rest ROC AUC, ECE before/after temperature scaling (temperature fitted on the "
                     "validation split, never the reported one); writes metrics.json, confusion_matrix.png, "
@@ -287,10 +301,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max_samples", type=int, default=None,
                           help="A fixed random subset (seed 0) of N images of the split and of the calibration "
                                "split (for tests; not a result).")
-    evaluate.set_defaults(handler=_evaluate)
 
-    classical = commands.add_parser(
-        "train-classical", help="Train and evaluate the classical baseline (Haar, LBP + Gabor, RBF SVM).",
+    classical = _subcommand(
+        commands, "train-classical", _train_classical,
+        help="Train and evaluate the classical baseline (Haar, LBP + Gabor, RBF SVM).",
         description="fer_hf.training.classical: grayscale face, bilateral denoising, LBP + Gabor features, StandardScaler, "
                     "optional PCA, RBF SVM with calibrated probabilities. fer2013: train on Training, choose C and "
                     "gamma on PublicTest only, report PrivateTest and PublicTest; writes the model "
@@ -322,12 +336,12 @@ def build_parser() -> argparse.ArgumentParser:
                            help="Seed of folds, subsets, calibration folds and PCA; 42 as in train_accelerate.py, "
                                 "so --cv subject / stratified gives the CNN runs' folds.")
     classical.add_argument("--model_name", default=None, help="Name in the model card (default: output folder name).")
-    classical.set_defaults(handler=_train_classical)
 
     from ..inference.onnx import DEFAULT_CALIBRATION_SAMPLES, DEFAULT_OPSET, EXPORTERS, QUANTIZE_MODES
 
-    export = commands.add_parser(
-        "export-onnx", help="Export a fer_hf model to ONNX (dynamic batch axis; optional int8 quantisation).",
+    export = _subcommand(
+        commands, "export-onnx", _export_onnx,
+        help="Export a fer_hf model to ONNX (dynamic batch axis; optional int8 quantisation).",
         description="One self-contained .onnx file: input pixel_values (batch, C, H, W) float32, normalized as "
                     "the model's image processor does; output logits (batch, num_labels). The model config "
                     "(id2label) and image processor config are embedded in its metadata and written beside it "
@@ -346,10 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Calibration faces (default {DEFAULT_CALIBRATION_SAMPLES}).")
     export.add_argument("--exporter", default="auto", choices=EXPORTERS,
                         help="auto (default): torch.onnx dynamo exporter, TorchScript exporter if that fails.")
-    export.set_defaults(handler=_export_onnx)
 
-    bench = commands.add_parser(
-        "benchmark", help="Speed on this machine: classifier faces/s, the live path, one photo (JSON).",
+    bench = _subcommand(
+        commands, "benchmark", _benchmark,
+        help="Speed on this machine: classifier faces/s, the live path, one photo (JSON).",
         description="Times the default (or --model) classifier at batch 1 and --batch-size on the face crops of "
                     "--image, the live path (the image letterboxed into 640x480: detect, crop, classify, annotate) "
                     "and recognizer.predict on the image; medians of --repeats runs. benchmarks/*.py measure more.")
@@ -361,10 +375,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=20)
     bench.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
     bench.add_argument("--output", default=None, help="Also write the JSON here.")
-    bench.set_defaults(handler=_benchmark)
 
-    quality = commands.add_parser(
-        "data-quality", help="Data-quality report of a corpus: dropped rows, duplicates, conflicting labels, balance.",
+    quality = _subcommand(
+        commands, "data-quality", _data_quality,
+        help="Data-quality report of a corpus: dropped rows, duplicates, conflicting labels, balance.",
         description="Loads the corpus as fer-hf evaluate does (same loaders, every split) and runs "
                     "fer_hf.data.data_quality_report: rows per split, rows the loader dropped (by reason), groups of "
                     "images with identical decoded pixels within a split and across splits, duplicate groups with "
@@ -377,19 +391,18 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--output", default=None, help="Write the full report here as JSON (atomically).")
     quality.add_argument("--max_examples", type=int, default=5,
                          help="Example image ids kept per finding in the JSON (default 5).")
-    quality.set_defaults(handler=_data_quality)
 
     from .predict import add_predict_arguments
 
-    predict = commands.add_parser(
-        "predict", help="Expressions of every face in images, folders and videos, into one CSV / JSON / JSONL.",
+    predict = _subcommand(
+        commands, "predict", _predict,
+        help="Expressions of every face in images, folders and videos, into one CSV / JSON / JSONL.",
         description="One row per face (the app's Batch columns; time_s, frame_index, track_id for videos); a file "
                     "without a face is one 'no face' row, an unreadable file one error row. Progress bar and a "
                     "summary at the end. Data parallel: accelerate launch -m fer_hf predict ... (each process "
                     "takes its share of the sorted files; one merged output, the same rows as one process). "
                     "Killed runs continue with --resume.")
     add_predict_arguments(predict)
-    predict.set_defaults(handler=_predict)
     return dash_flags(parser)
 
 

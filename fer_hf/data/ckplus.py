@@ -8,9 +8,8 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from .common import (DroppedRows, build_dataset_dict, corpus_features, hub_image_and_label_columns, hub_image_bytes,
-                     inspect_image_bytes, iter_image_files, logger, looks_like_hub_id, problem_category,
-                     read_file_bytes, report_label_coverage)
+from .common import (DroppedRows, build_dataset_dict, corpus_features, hub_image_bytes, hub_labelled_records,
+                     iter_image_files, logger, local_path_or_hub_id, read_row_image, report_label_coverage)
 from ..labels import canonical_label, label_names, outside_label_set
 
 _NAME = re.compile(r"^(S\d+)_(\d+)_(\d+)\.[A-Za-z]+$")
@@ -56,12 +55,10 @@ def load_ckplus(path, label_set: str = "ferplus", validate_images: bool = True, 
     """
     names = label_names(label_set)
     text = str(path)
-    path = Path(text).expanduser()
     dropped, rows, outside = DroppedRows(), [], Counter()
-    if not path.exists():
-        if not looks_like_hub_id(text):
-            raise FileNotFoundError(f"CK+ data not found at {text} (expected the CK+48 folder with one sub-folder "
-                                    "per class, a zip of it, or a Hub id owner/name)")
+    path = local_path_or_hub_id(text, "CK+", "expected the CK+48 folder with one sub-folder per class, a zip of "
+                                             "it, or a Hub id owner/name")
+    if path is None:
         items = _hub_items(text, **hub_kwargs)
         source = text
     else:
@@ -85,13 +82,10 @@ def load_ckplus(path, label_set: str = "ferplus", validate_images: bool = True, 
         if subject is None and match is None:
             dropped.add(row_id, "file name is not S<subject>_<sequence>_<frame>", "no subject in the file name")
             continue
-        data, problem = read_file_bytes(read)
-        digest = None
-        if validate_images and problem is None:
-            problem, digest = inspect_image_bytes(data)
-        if problem:
-            dropped.add(row_id, problem, problem_category(problem))
+        image = read_row_image(read, row_id, dropped, validate_images)
+        if image is None:
             continue
+        data, digest = image
         rows.append({"image": {"bytes": data, "path": row_id}, "label": label, "image_id": row_id,
                      "_pixel_hash": digest,
                      "subject": subject or match.group(1),
@@ -106,17 +100,11 @@ def load_ckplus(path, label_set: str = "ferplus", validate_images: bool = True, 
 
 
 def _hub_items(dataset_id: str, **load_kwargs):
-    from datasets import Image as ImageFeature, load_dataset
+    from datasets import load_dataset
 
     raw = load_dataset(dataset_id, **load_kwargs)
     for split in raw:
-        ds = raw[split]
-        image_col, label_col, names = hub_image_and_label_columns(ds)
-        ds = ds.cast_column(image_col, ImageFeature(decode=False))
-        for index, record in enumerate(ds):
-            raw_label = record[label_col]
-            name = names[raw_label] if names is not None and isinstance(raw_label, int) else raw_label
-            image = record[image_col]
+        for index, record, name, image in hub_labelled_records(raw[split]):
             data = hub_image_bytes(image)
             file_name = Path(image.get("path") or "").name
             row_id = f"{split}/{file_name}" if file_name else f"{split}/{index}"

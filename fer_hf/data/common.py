@@ -159,6 +159,21 @@ def read_file_bytes(read: Callable[[], bytes]) -> tuple:
         return None, f"unreadable file ({type(error).__name__}: {error})"
 
 
+def read_row_image(read: Callable[[], bytes], row_id: str, dropped: "DroppedRows",
+                   validate_images: bool = True) -> Optional[tuple]:
+    """``(bytes, pixel hash)`` of one row's image file (``read``: a reader of `iter_image_files`), the hash
+    None unless ``validate_images`` (then the bytes must decode: `inspect_image_bytes`); None when the file
+    cannot be read or does not decode, the reason then recorded under ``row_id`` in ``dropped``."""
+    data, problem = read_file_bytes(read)
+    digest = None
+    if validate_images and problem is None:
+        problem, digest = inspect_image_bytes(data)
+    if problem:
+        dropped.add(row_id, problem, problem_category(problem))
+        return None
+    return data, digest
+
+
 # Dataset fingerprint -> pixel hashes of its rows: the loaders decode every image once to validate it and
 # keep the hashes here, so that `fer_hf.data.quality` does not decode again. A fingerprint changes with
 # any transform, so an entry can never describe other rows.
@@ -273,6 +288,21 @@ def looks_like_hub_id(text: str) -> bool:
                 or Path(text).suffix.lower() in (".csv", ".zip"))
 
 
+def local_path_or_hub_id(path, corpus: str, expected: str) -> Optional[Path]:
+    """``path`` (``~`` expanded) when it exists, None when it does not but `looks_like_hub_id` (the caller
+    loads it from the Hub).
+
+    Raises:
+        FileNotFoundError: if neither, saying ``{corpus} data not found at {path} ({expected})``.
+    """
+    local = Path(str(path)).expanduser()
+    if local.exists():
+        return local
+    if not looks_like_hub_id(str(path)):
+        raise FileNotFoundError(f"{corpus} data not found at {path} ({expected})")
+    return None
+
+
 def corpus_features(label_set: str = "fer2013", extra: Optional[dict] = None):
     """`datasets.Features`: ``image`` (Image), ``label`` (ClassLabel of ``label_set``), ``image_id``
     (string), then the ``extra`` {name: feature} columns."""
@@ -343,6 +373,29 @@ def hub_image_and_label_columns(ds):
         raise ValueError(f"Dataset has no Image column or no label column: {ds.features}")
     feature = ds.features[label_col]
     return image_col, label_col, (feature.names if isinstance(feature, ClassLabel) else None)
+
+
+def hub_labelled_records(ds):
+    """The rows of a Hub `Dataset` with their images left undecoded, as an iterator of ``(index, record,
+    label name, image)``: the label column's value mapped through its ClassLabel names (a string label as it
+    is), the image as a ``{"bytes", "path"}`` dict (`hub_image_bytes`). The columns are those of
+    `hub_image_and_label_columns`, found before the first row is asked for.
+
+    Raises:
+        ValueError: if the dataset has no image or no label column (at the call, not at the first row).
+    """
+    from datasets import Image as ImageFeature
+
+    image_col, label_col, names = hub_image_and_label_columns(ds)
+    ds = ds.cast_column(image_col, ImageFeature(decode=False))
+
+    def records():
+        for index, record in enumerate(ds):
+            raw_label = record[label_col]
+            name = names[raw_label] if names is not None and isinstance(raw_label, int) else raw_label
+            yield index, record, name, record[image_col]
+
+    return records()
 
 
 def hub_image_bytes(image: dict) -> Optional[bytes]:

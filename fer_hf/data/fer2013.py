@@ -26,9 +26,9 @@ from PIL import Image
 
 from ..labels import FER2013_LABELS, canonical_label, label_names
 from .common import (HUB_SPLIT_NAMES, DroppedRows, MixedTestSplitWarning, build_dataset_dict,
-                     check_image_bytes, corpus_features, find_split, hub_image_and_label_columns, hub_image_bytes,
-                     inspect_image_bytes, iter_folder_files, iter_zip_files, looks_like_hub_id, pixel_hash,
-                     problem_category, read_file_bytes, report_label_coverage)
+                     check_image_bytes, corpus_features, find_split, hub_image_bytes, hub_labelled_records,
+                     iter_folder_files, iter_zip_files, looks_like_hub_id, pixel_hash, read_row_image,
+                     report_label_coverage)
 
 USAGE_TO_SPLIT = {"Training": "train", "PublicTest": "validation", "PrivateTest": "test"}
 
@@ -112,14 +112,10 @@ def load_fer2013_image_folder(path, validate_images: bool = True, seed: int = 42
             else:
                 dropped.add(name, "no Training_/PublicTest_/PrivateTest_ prefix and no train/test folder")
                 continue
-        data, problem = read_file_bytes(read)
-        digest = None
-        if validate_images and problem is None:
-            problem, digest = inspect_image_bytes(data)
-        if problem:
-            dropped.add(name, problem, problem_category(problem))
+        image = read_row_image(read, name, dropped, validate_images)
+        if image is None:
             continue
-        row = ({"bytes": data, "path": name}, label, name, digest)
+        row = ({"bytes": image[0], "path": name}, label, name, image[1])
         (mixed_test if split == "mixed_test" else rows[split]).append(row)
     if n_files == 0:
         raise ValueError(f"No image files found in {path}")
@@ -250,7 +246,7 @@ def load_fer2013_hub(dataset_id: str, label_set: str = "fer2013", **load_kwargs)
     ``test`` / ``PrivateTest`` is test; without a validation split, a stratified 10% of train is used
     and a `MixedTestSplitWarning` is emitted.
     """
-    from datasets import Image as ImageFeature, load_dataset
+    from datasets import load_dataset
 
     label_names(label_set)
     raw = load_dataset(dataset_id, **load_kwargs)
@@ -260,27 +256,20 @@ def load_fer2013_hub(dataset_id: str, label_set: str = "fer2013", **load_kwargs)
         source = find_split(raw, candidates)
         if source is None:
             continue
-        ds = raw[source]
         try:
-            image_col, label_col, names = hub_image_and_label_columns(ds)
+            records = hub_labelled_records(raw[source])
         except ValueError as error:
             raise ValueError(f"{dataset_id}[{source}]: {error}") from None
-        ds = ds.cast_column(image_col, ImageFeature(decode=False))
-        for index, record in enumerate(ds):
-            raw_label = record[label_col]
-            name = names[raw_label] if names is not None and isinstance(raw_label, int) else raw_label
+        for index, record, name, image in records:
             label = canonical_label(name, label_set)
             row_id = f"{source}/{index}"
             if label is None:
                 dropped.add(row_id, f"unknown label {name!r}", "unknown label")
                 continue
-            image = record[image_col]
-            data = hub_image_bytes(image)
-            problem, digest = inspect_image_bytes(data)
-            if problem:
-                dropped.add(row_id, problem, problem_category(problem))
+            checked = read_row_image(lambda: hub_image_bytes(image), row_id, dropped)
+            if checked is None:
                 continue
-            rows[target].append(({"bytes": data, "path": image.get("path")}, label, row_id, digest))
+            rows[target].append(({"bytes": checked[0], "path": image.get("path")}, label, row_id, checked[1]))
     if not rows["validation"] and rows["train"]:
         warnings.warn(
             f"{dataset_id} has no validation (PublicTest) split: using a stratified 10% of train; test numbers "

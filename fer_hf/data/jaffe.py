@@ -23,9 +23,9 @@ from ..detection.geometry import CROP_ADJUSTMENTS, adjust_box, square_crop_box
 from ..image_io import open_image
 from ..image_processing_fer import to_l_or_rgb
 from ..labels import canonical_label, label_names
-from .common import (DroppedRows, build_dataset_dict, check_image_bytes, corpus_features, hub_image_and_label_columns,
-                     hub_image_bytes, iter_image_files, logger, looks_like_hub_id, problem_category, read_file_bytes,
-                     report_label_coverage)
+from .common import (DroppedRows, build_dataset_dict, check_image_bytes, corpus_features, hub_image_bytes,
+                     hub_labelled_records, iter_image_files, logger, local_path_or_hub_id, problem_category,
+                     read_row_image, report_label_coverage)
 
 #: JAFFE expression code -> class name.
 JAFFE_CODES = {"AN": "angry", "DI": "disgust", "FE": "fear", "HA": "happy", "SA": "sad", "SU": "surprise",
@@ -58,25 +58,17 @@ def _folder_items(path: Path, dropped: DroppedRows):
             dropped.add(name, "file name is not <subject>.<AN|DI|FE|HA|NE|SA|SU><n>.<number>.tiff",
                         "file name without subject / expression code")
             continue
-        data, problem = read_file_bytes(read)
-        if problem:
-            dropped.add(name, problem, problem_category(problem))
-            continue
-        yield name, JAFFE_CODES[match.group(2)], match.group(1), data
+        image = read_row_image(read, name, dropped, validate_images=False)  # decoded when cropped
+        if image is not None:
+            yield name, JAFFE_CODES[match.group(2)], match.group(1), image[0]
 
 
 def _hub_items(dataset_id: str, dropped: DroppedRows, **load_kwargs):
-    from datasets import Image as ImageFeature, load_dataset
+    from datasets import load_dataset
 
     raw = load_dataset(dataset_id, **load_kwargs)
     for split in raw:
-        ds = raw[split]
-        image_col, label_col, names = hub_image_and_label_columns(ds)
-        ds = ds.cast_column(image_col, ImageFeature(decode=False))
-        for index, record in enumerate(ds):
-            raw_label = record[label_col]
-            name = names[raw_label] if names is not None and isinstance(raw_label, int) else raw_label
-            image = record[image_col]
+        for index, record, name, image in hub_labelled_records(raw[split]):
             file_name = Path(image.get("path") or "").name
             row_id = f"{split}/{file_name}" if file_name else f"{split}/{index}"
             match = _NAME.match(file_name)
@@ -198,12 +190,10 @@ def load_jaffe(path, label_set: str = "fer2013", cache_dir=None, detector="mtcnn
     if no_face not in NO_FACE_MODES:
         raise ValueError(f"no_face must be one of {NO_FACE_MODES}, not {no_face!r}")
     text = str(path)
-    path = Path(text).expanduser()
     dropped = DroppedRows()
-    if not path.exists():
-        if not looks_like_hub_id(text):
-            raise FileNotFoundError(f"JAFFE data not found at {text} (expected a folder or zip of "
-                                    "<subject>.<code><n>.<number>.tiff files, or a Hub id owner/name)")
+    path = local_path_or_hub_id(text, "JAFFE", "expected a folder or zip of <subject>.<code><n>.<number>.tiff "
+                                               "files, or a Hub id owner/name")
+    if path is None:
         raw_items, source = list(_hub_items(text, dropped, **hub_kwargs)), text
     else:
         if path.is_dir() and not any(path.glob("*.tif*")) and (path / "jaffe").is_dir():

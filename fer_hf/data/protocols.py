@@ -9,8 +9,7 @@ from collections import Counter
 from typing import Iterable
 
 from ..labels import label_names
-from .common import (build_dataset_dict, corpus_features, inspect_image_bytes, logger, problem_category,
-                     read_file_bytes, report_label_coverage)
+from .common import build_dataset_dict, corpus_features, logger, read_row_image, report_label_coverage
 
 #: The default (train, validation, test) shares of identities' images.
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -92,15 +91,11 @@ def identity_split_dataset(kept: list, image_folder, identity_key: str, corpus: 
     rows = {"train": [], "validation": [], "test": []}
     for row in kept:
         file = Path(image_folder) / row["image"]
-        data, problem = read_file_bytes(lambda f=file: f.read_bytes())
-        digest = None
-        if validate_images and problem is None:
-            problem, digest = inspect_image_bytes(data)
-        if problem:
-            dropped.add(row["image"], problem, problem_category(problem))
+        image = read_row_image(lambda f=file: f.read_bytes(), row["image"], dropped, validate_images)
+        if image is None:
             continue
-        rows[splits[row[identity_key]]].append({**row, "image": {"bytes": data, "path": row["image"]},
-                                                "image_id": row["image"], "_pixel_hash": digest})
+        rows[splits[row[identity_key]]].append({**row, "image": {"bytes": image[0], "path": row["image"]},
+                                                "image_id": row["image"], "_pixel_hash": image[1]})
     out = build_dataset_dict(rows, corpus_features(label_set, extra_features), dropped, str(image_folder))
     present = {names[r["label"]] for split_rows in rows.values() for r in split_rows}
     report_label_coverage(out, corpus, label_set, lacks=[n for n in names if n not in present], outside=outside)

@@ -9,9 +9,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Optional
 
-from .common import (DroppedRows, build_dataset_dict, corpus_features, hub_image_and_label_columns, hub_image_bytes,
-                     inspect_image_bytes, iter_image_files, logger, looks_like_hub_id, problem_category,
-                     read_file_bytes, report_label_coverage)
+from .common import (DroppedRows, build_dataset_dict, corpus_features, hub_image_bytes, hub_labelled_records,
+                     iter_image_files, logger, local_path_or_hub_id, read_row_image, report_label_coverage)
 from ..labels import canonical_label, label_names, outside_label_set
 
 _BLACK = "unusable: all-black image (face-detector failure in the original release)"
@@ -115,12 +114,10 @@ def load_sfew(path, label_set: str = "fer2013", validate_images: bool = True, dr
     """
     names = label_names(label_set)
     text = str(path)
-    path = Path(text).expanduser()
     dropped, rows, outside = DroppedRows(), {"train": [], "validation": []}, Counter()
-    if not path.exists():
-        if not looks_like_hub_id(text):
-            raise FileNotFoundError(f"SFEW data not found at {text} (expected a folder or zip with Train/<Class>/ "
-                                    "and Val/<Class>/ PNGs, or a Hub id owner/name)")
+    path = local_path_or_hub_id(text, "SFEW", "expected a folder or zip with Train/<Class>/ and Val/<Class>/ PNGs, "
+                                              "or a Hub id owner/name")
+    if path is None:
         items, source = _hub_items(text, **hub_kwargs), text
     else:
         path = _resolve(path)
@@ -145,13 +142,10 @@ def load_sfew(path, label_set: str = "fer2013", validate_images: bool = True, dr
             else:
                 dropped.add(row_id, f"unknown label {class_name!r}", "unknown label")
             continue
-        data, problem = read_file_bytes(read)
-        digest = None
-        if validate_images and problem is None:
-            problem, digest = inspect_image_bytes(data)
-        if problem:
-            dropped.add(row_id, problem, problem_category(problem))
+        image = read_row_image(read, row_id, dropped, validate_images)
+        if image is None:
             continue
+        data, digest = image
         movie, clip = sfew_movie_and_clip(row_id)
         rows[split].append({"image": {"bytes": data, "path": row_id}, "label": label, "image_id": row_id,
                             "_pixel_hash": digest,
@@ -174,18 +168,12 @@ def _folder_items(path: Path, dropped: DroppedRows):
 
 
 def _hub_items(dataset_id: str, **load_kwargs):
-    from datasets import Image as ImageFeature, load_dataset
+    from datasets import load_dataset
 
     raw = load_dataset(dataset_id, **load_kwargs)
     for source in raw:
         split = _SPLITS.get(source.lower())
-        ds = raw[source]
-        image_col, label_col, names = hub_image_and_label_columns(ds)
-        ds = ds.cast_column(image_col, ImageFeature(decode=False))
-        for index, record in enumerate(ds):
-            raw_label = record[label_col]
-            name = names[raw_label] if names is not None and isinstance(raw_label, int) else raw_label
-            image = record[image_col]
+        for index, record, name, image in hub_labelled_records(raw[source]):
             data = hub_image_bytes(image)
             file_name = Path(image.get("path") or "").name
             row_id = f"{source}/{name}/{file_name}" if file_name else f"{source}/{index}"

@@ -23,11 +23,12 @@ class CropAdjustment(NamedTuple):
 IDENTITY = CropAdjustment()
 
 #: Per detector: the change that makes ``square_crop_box(adjust_box(box), margin=0.2)`` frame the face like
-#: FER2013's 48x48 training faces. Measured without labels in benchmarks/detector_framing.py (median over
-#: 400 FER2013 test faces of where each detector puts its box inside the FER2013 frame; shift_x set to 0 by
-#: symmetry, the medians were within 0.01) and checked with the released model's accuracy on JAFFE full
-#: images (benchmarks/results/detector_framing.md): FER2013 faces are framed tighter than MTCNN box + 20 % margin
-#: (about MTCNN's box height, centred on it), and BlazeFace's square boxes sit lower on the face than MTCNN's.
+#: FER2013's 48x48 training faces. Measured without labels in benchmarks/detector_framing.py (the median, over
+#: FER2013 test faces, of where each detector puts its box inside the FER2013 frame; shift_x is 0 because faces
+#: are left-right symmetric and the measured horizontal offsets were negligible) and checked with the released
+#: model's accuracy on JAFFE full images (the numbers are in benchmarks/results/detector_framing.md): FER2013
+#: faces are framed tighter than the MTCNN box plus the default margin (about MTCNN's box height, centred on it),
+#: and BlazeFace's square boxes sit lower on the face than MTCNN's.
 CROP_ADJUSTMENTS = {
     "mtcnn": CropAdjustment(0.80, 0.0, 0.0),
     "haar": CropAdjustment(0.87, 0.0, 0.0),

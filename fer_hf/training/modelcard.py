@@ -137,13 +137,14 @@ def _front_matter(model_name: str, results: dict) -> str:
     data = _corpus(results.get("dataset"))
     tags = "- fer2013\n" + (f"- {data['tag']}\n" if data["tag"] != "fer2013" else "")
     test_name, val_name = data["test"], data["validation"]
-    extra = ""
+    test_metrics = (_model_index_metric("accuracy", test["accuracy"],
+                                        f"{test_name} accuracy (chosen on {val_name}, no TTA)")
+                    + _model_index_metric("f1", test["macro_f1"], f"{test_name} macro-F1 (no TTA)"))
     for suffix, label in _TTA_COLUMNS[1:]:
         if f"test{suffix}" in results:
-            extra += f"""    - type: accuracy
-      value: {results[f'test{suffix}']['accuracy']:.4f}
-      name: {test_name} accuracy with {label}
-"""
+            test_metrics += _model_index_metric("accuracy", results[f"test{suffix}"]["accuracy"],
+                                                f"{test_name} accuracy with {label}")
+    val_metrics = _model_index_metric("accuracy", val["accuracy"], f"{val_name} accuracy (used for selection, no TTA)")
     return f"""---
 license: other
 license_name: fer2013-research-non-commercial
@@ -163,33 +164,30 @@ datasets:
 model-index:
 - name: {model_name}
   results:
-  - task:
-      type: image-classification
-      name: Facial expression recognition
-    dataset:
-      type: {data['tag']}
-      name: {data['name']}
-      split: {test_name}
-    metrics:
-    - type: accuracy
-      value: {test['accuracy']:.4f}
-      name: {test_name} accuracy (chosen on {val_name}, no TTA)
-    - type: f1
-      value: {test['macro_f1']:.4f}
-      name: {test_name} macro-F1 (no TTA)
-{extra}  - task:
-      type: image-classification
-      name: Facial expression recognition
-    dataset:
-      type: {data['tag']}
-      name: {data['name']}
-      split: {val_name}
-    metrics:
-    - type: accuracy
-      value: {val['accuracy']:.4f}
-      name: {val_name} accuracy (used for selection, no TTA)
----
+{_model_index_result(data, test_name, test_metrics)}{_model_index_result(data, val_name, val_metrics)}---
 """
+
+
+def _model_index_metric(kind: str, value: float, name: str) -> str:
+    """One entry (three YAML lines) of a model-index result's ``metrics`` list; ``value`` a fraction."""
+    return f"""    - type: {kind}
+      value: {value:.4f}
+      name: {name}
+"""
+
+
+def _model_index_result(data: dict, split: str, metrics: str) -> str:
+    """One entry of the model-index ``results`` list: the task, the corpus (`DATASETS` entry ``data``) and
+    split, then ``metrics`` (`_model_index_metric` entries)."""
+    return f"""  - task:
+      type: image-classification
+      name: Facial expression recognition
+    dataset:
+      type: {data['tag']}
+      name: {data['name']}
+      split: {split}
+    metrics:
+{metrics}"""
 
 
 def _results_table(results: dict) -> str:

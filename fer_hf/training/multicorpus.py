@@ -33,7 +33,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 #: two real-photo splits (identity-disjoint) and FER2013 PublicTest. SFEW Val, the test splits and
 #: PrivateTest are reported, never used for selection.
 SELECTION_SPLITS = ("muxspace/validation", "tfeid/validation", "fer2013/validation")
-#: muxspace's rare classes (fear: 21 images in all) make per-class recall meaningless on a small split:
+#: muxspace's rare classes (fear above all) make per-class recall meaningless on a small split:
 #: balanced accuracy there is over the classes with at least this many faces in the split.
 MIN_CLASS_FACES = 25
 

@@ -9,6 +9,7 @@ import os
 import shlex
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -136,8 +137,6 @@ def processor_for(config, imagenet_normalization=False) -> FerImageProcessor:
 
 
 @torch.no_grad()
-
-
 def predict(model, loader, processor, accelerator, channels_last, tta="none", padding=4):
     """Return (log-probabilities (N, num_labels) float32, labels (N,)) gathered over all processes, once per
     image; ``tta`` is a mode of `fer_hf.inference.tta` (``none``: log-softmax of the logits)."""
@@ -175,8 +174,6 @@ def teacher_summary(teacher_path) -> dict:
 
 
 @torch.no_grad()
-
-
 def teacher_soft_targets(teacher_path, dataset, temperature, batch_size=256, device="cpu"):
     """softmax(teacher logits / T) on the un-augmented training faces, (N, K) float32, in dataset order, with no
     autograd graph (constants of the loss: a graph here would tie every batch to the teacher's forward pass).
@@ -357,18 +354,98 @@ def summarize_folds(fold_results, folds, command, args) -> dict:
     return summary
 
 
-def train_one(args, accelerator, dataset, label_names, output_dir: Path, command: str, precision: str,
-              protocol: str, dropped_rows: int = 0, release: bool = True):
-    """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
-    validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on
-    validation and test (no TTA, flip, ten-crop), and write the folder (model, processor,
-    ``eval_results.json``, plots; the model card for FER2013, FER+ and SFEW). Returns the results dict, or None when the
-    run stopped early for a later resume."""
-    if accelerator.is_main_process:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        recover_run_folder(output_dir)  # what a killed earlier invocation may have left half-done
-    accelerator.wait_for_everyone()
-    # ---------------------------------------------------------------- model and data
+@dataclass
+class TrainingRun:
+    """What `setup_training` builds for one `train_one` call, handed to the later steps.
+
+    ``model``, ``optimizer``, the three loaders and (when ``per_step_scheduler``) ``scheduler`` are prepared
+    by the Accelerator. The loaders yield ``(uint8 faces (B, C, H, W), label ids (B,) int64, soft targets
+    (B, S) float32)``: for training S is 0, or K (FER+ vote distributions) and/or K more (teacher
+    probabilities), K = ``num_labels``; the evaluation loaders carry S = 0."""
+
+    model: torch.nn.Module
+    processor: FerImageProcessor
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    per_step_scheduler: bool  # False for ReduceLROnPlateau, stepped once per epoch on validation accuracy
+    ema: object  # torch.optim.swa_utils.AveragedModel of the model, or None without --ema_decay
+    train_loader: DataLoader
+    val_loader: DataLoader
+    test_loader: DataLoader
+    loss_weights: object  # (K,) float32 loss weights on the accelerator's device, or None
+    init_notes: dict  # what initialised the model (and its teacher), copied into the results
+    split_sizes: dict  # {"train" | "validation" | "test": number of faces}
+    num_labels: int
+    soft_labels: bool  # the training targets are FER+ vote distributions, not label ids
+    channels_last: bool
+    steps_per_epoch: int  # optimiser steps per epoch (batches / gradient accumulation steps)
+
+    def eval_model(self, accelerator):
+        """The weights that are evaluated, selected and released: the EMA if on, else the model; float32."""
+        return self.ema.module if self.ema is not None else accelerator.unwrap_model(self.model)
+
+
+def training_soft_targets(args, accelerator, train, label_names, output_dir: Path, init_notes: dict):
+    """(N, S) float32 soft targets that travel with each training face through the loader (so that mixup /
+    CutMix mixes them with the labels): FER+ vote distributions (S = K) with --ferplus_labels distribution,
+    then teacher probabilities (S = K more) with --teacher_model, or an empty (N, 0) placeholder; N =
+    ``len(train)``, K = ``len(label_names)``.
+
+    The teacher's targets are cached in ``output_dir/teacher_soft_targets.pt`` (a resume reuses them), and
+    ``init_notes`` gains the teacher and its summary."""
+    soft = torch.zeros(len(train), 0)
+    if args.dataset == "ferplus" and args.ferplus_labels == "distribution":
+        soft = soft_label_tensor(train, label_names)
+    if args.teacher_model:
+        cache = output_dir / "teacher_soft_targets.pt"
+        if not cache.is_file():
+            with accelerator.main_process_first():
+                teacher = teacher_soft_targets(args.teacher_model, train, args.distillation_temperature,
+                                               device=accelerator.device)
+                if accelerator.is_main_process:
+                    with replacing(cache) as tmp:  # a kill mid-write must not leave a truncated cache
+                        torch.save(teacher, tmp)
+        else:
+            teacher = torch.load(cache, weights_only=True)
+        soft = torch.cat([soft, teacher], 1)
+        init_notes["teacher"] = args.teacher_model
+        init_notes["teacher_summary"] = teacher_summary(args.teacher_model)
+    return soft
+
+
+def make_optimizer(args, model) -> torch.optim.Optimizer:
+    """AdamW, or SGD with Nesterov momentum, at --learning_rate over `split_decay_parameters` groups."""
+    groups = split_decay_parameters(model, args.weight_decay)
+    if args.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=args.learning_rate)
+    return torch.optim.SGD(groups, lr=args.learning_rate, momentum=args.momentum, nesterov=True)
+
+
+def make_ema(args, accelerator, model):
+    """The exponential moving average of the (prepared) model's weights and buffers at --ema_decay, or None
+    when it is 0. The average runs in float32 whatever --mixed_precision says (see `run_training`)."""
+    if args.ema_decay <= 0:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    ema = AveragedModel(accelerator.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay),
+                        use_buffers=True)
+    # the average runs in float32 (see `run_training`): drop the autocast patch of forward that Accelerate
+    # put on the model and that the copy carries
+    for patched in ("forward", "_original_forward"):
+        ema.module.__dict__.pop(patched, None)
+    return ema
+
+
+def setup_training(args, accelerator, dataset, label_names, output_dir: Path) -> TrainingRun:
+    """Step 1 of `train_one`: seed, build the model (`build_training_model`) and its processor, decode the
+    three splits to uint8 faces, compute the soft targets and class weights, and build and prepare the
+    loaders, optimizer, scheduler and EMA. The order of these calls is fixed: it decides the seeded random
+    state that initialises the model and shuffles the data.
+
+    Raises:
+        ValueError: if a split has labels outside ``label_names``, or the model cannot be built as asked.
+    """
     set_seed(args.seed)
     model, init_notes = build_training_model(args, label_names)
     processor = processor_for(model.config, init_notes.get("imagenet_normalization", False))
@@ -377,26 +454,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     test_x, test_y = decode_split(dataset["test"], processor, label_names, "decode test")
     logger.info(f"train {len(train_y)}, validation {len(val_y)}, test {len(test_y)}")
     num_labels = len(label_names)
-    # Soft targets travel with each face: (N, K) vote distributions and/or (N, K) teacher probabilities,
-    # or an empty (N, 0) placeholder.
-    train_soft = torch.zeros(len(train_y), 0)
-    soft_labels = args.dataset == "ferplus" and args.ferplus_labels == "distribution"
-    if soft_labels:
-        train_soft = soft_label_tensor(dataset["train"], label_names)
-    if args.teacher_model:
-        cache = output_dir / "teacher_soft_targets.pt"
-        if not cache.is_file():
-            with accelerator.main_process_first():
-                teacher = teacher_soft_targets(args.teacher_model, dataset["train"], args.distillation_temperature,
-                                               device=accelerator.device)
-                if accelerator.is_main_process:
-                    with replacing(cache) as tmp:  # a kill mid-write must not leave a truncated cache
-                        torch.save(teacher, tmp)
-        else:
-            teacher = torch.load(cache, weights_only=True)
-        train_soft = torch.cat([train_soft, teacher], 1)
-        init_notes["teacher"] = args.teacher_model
-        init_notes["teacher_summary"] = teacher_summary(args.teacher_model)
+    train_soft = training_soft_targets(args, accelerator, dataset["train"], label_names, output_dir, init_notes)
     weights = class_weights(train_y, num_labels, args.class_weighting)
 
     train_loader = DataLoader(TensorDataset(train_x, train_y, train_soft), batch_size=args.per_device_train_batch_size,
@@ -407,11 +465,7 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
     channels_last = not args.no_channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-    groups = split_decay_parameters(model, args.weight_decay)
-    if args.optimizer == "adamw":
-        optimizer = torch.optim.AdamW(groups, lr=args.learning_rate)
-    else:
-        optimizer = torch.optim.SGD(groups, lr=args.learning_rate, momentum=args.momentum, nesterov=True)
+    optimizer = make_optimizer(args, model)
     train_loader, val_loader, test_loader = accelerator.prepare(train_loader, val_loader, test_loader)
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     scheduler, per_step_scheduler = make_scheduler(args, optimizer, steps_per_epoch, accelerator.num_processes)
@@ -419,22 +473,31 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     else:
         model, optimizer = accelerator.prepare(model, optimizer)  # its state is saved beside each checkpoint
-    ema = None
-    if args.ema_decay > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(accelerator.unwrap_model(model), multi_avg_fn=get_ema_multi_avg_fn(args.ema_decay),
-                            use_buffers=True)
-        for patched in ("forward", "_original_forward"):  # the average runs in float32 (see `precision`)
-            ema.module.__dict__.pop(patched, None)
+    ema = make_ema(args, accelerator, model)
     if weights is not None:
         weights = weights.to(accelerator.device)
+    return TrainingRun(model=model, processor=processor, optimizer=optimizer, scheduler=scheduler,
+                       per_step_scheduler=per_step_scheduler, ema=ema, train_loader=train_loader,
+                       val_loader=val_loader, test_loader=test_loader, loss_weights=weights, init_notes=init_notes,
+                       split_sizes={"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+                       num_labels=num_labels, soft_labels=args.dataset == "ferplus" and args.ferplus_labels == "distribution",
+                       channels_last=channels_last, steps_per_epoch=steps_per_epoch)
 
-    def eval_model():
-        """The weights that are evaluated, selected and released: the EMA if on, else the model; float32."""
-        return ema.module if ema is not None else accelerator.unwrap_model(model)
 
-    # ---------------------------------------------------------------- resume
+def resume_training(args, accelerator, run: TrainingRun, output_dir: Path):
+    """Step 2 of `train_one`: the trainer state to continue from, and the checkpoint folder it comes from
+    (None for a fresh start). With --resume_from_checkpoint (a folder, or ``latest``: the newest complete
+    checkpoint of ``output_dir``, a fresh start when there is none) the Accelerator state, the EMA, the
+    plateau scheduler and ``best_model/`` are restored. ``output_dir/train_log.jsonl`` is rewritten from
+    the state's history.
+
+    The state is ``{"epoch": last finished epoch, 0-based (-1: none), "best_validation_accuracy": fraction,
+    "best_epoch": 1-based, "global_step": optimiser steps taken, "history": one record per epoch}``
+    (plus ``"stopped_early": True`` once early stopping has triggered).
+
+    Raises:
+        FileNotFoundError: if --resume_from_checkpoint names a folder that does not exist.
+    """
     # global_step counts optimiser steps taken (not skipped by the fp16 scaler); it survives resumes
     state = {"epoch": -1, "best_validation_accuracy": -1.0, "best_epoch": -1, "global_step": 0, "history": []}
     last_checkpoint = None  # the checkpoint this invocation continues from (its best_model/ carries over)
@@ -449,28 +512,41 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             accelerator.load_state(str(path))
             last_checkpoint = path
             state = json.loads((path / "trainer_state.json").read_text())
-            state.setdefault("global_step", (state["epoch"] + 1) * steps_per_epoch)  # checkpoints before the counter
+            # checkpoints written before the counter existed
+            state.setdefault("global_step", (state["epoch"] + 1) * run.steps_per_epoch)
             if accelerator.is_main_process and (path / "best_model").is_dir():
                 # the selected model as of this checkpoint: a later epoch's best_model may have been
                 # published by the killed invocation before it could write its own checkpoint
                 publish_copy(path / "best_model", output_dir / "best_model")
-            if ema is not None:
-                ema.load_state_dict(torch.load(path / "ema.pt", weights_only=True))
-            if not per_step_scheduler:
-                scheduler.load_state_dict(torch.load(path / "plateau_scheduler.pt", weights_only=True))
-    start_epoch = state["epoch"] + 1
-    log_path = output_dir / "train_log.jsonl"
+            if run.ema is not None:
+                run.ema.load_state_dict(torch.load(path / "ema.pt", weights_only=True))
+            if not run.per_step_scheduler:
+                run.scheduler.load_state_dict(torch.load(path / "plateau_scheduler.pt", weights_only=True))
     if accelerator.is_main_process:
         # the log restarts from the resumed state: epochs logged after the last checkpoint by a killed
         # invocation, and a line truncated by the kill, would otherwise stay in it
-        atomic_write_text(log_path, "".join(json.dumps(record) + "\n" for record in state["history"]))
+        atomic_write_text(output_dir / "train_log.jsonl",
+                          "".join(json.dumps(record) + "\n" for record in state["history"]))
     accelerator.wait_for_everyone()
+    return state, last_checkpoint
 
-    # ---------------------------------------------------------------- train
+
+def train_epochs(args, accelerator, run: TrainingRun, output_dir: Path, state: dict, last_checkpoint,
+                 precision: str) -> bool:
+    """Step 3 of `train_one`: the epochs from ``state["epoch"] + 1`` on, each a `run_epoch` and a
+    `save_checkpoint` (``state`` is updated in place). Stops at --num_train_epochs, at early stopping,
+    after --stop_after_epochs epochs or once --stop_after_minutes (wall clock, as any process sees it)
+    have passed at the start of an epoch.
+
+    Returns:
+        True when training is over (last epoch done or stopped early), False when it stopped to be resumed.
+    """
+    start_epoch = state["epoch"] + 1
     end_epoch = args.num_train_epochs
     if args.stop_after_epochs is not None:
         end_epoch = min(end_epoch, start_epoch + args.stop_after_epochs)
-    progress = tqdm(total=args.num_train_epochs * len(train_loader), initial=start_epoch * len(train_loader),
+    batches = len(run.train_loader)
+    progress = tqdm(total=args.num_train_epochs * batches, initial=start_epoch * batches,
                     disable=not accelerator.is_local_main_process, desc="train", unit="batch", mininterval=5)
     stopped_early = state.get("stopped_early", False)
     invocation_started = time.time()
@@ -481,179 +557,274 @@ def train_one(args, accelerator, dataset, label_names, output_dir: Path, command
             over = torch.tensor(float(time.time() - invocation_started > args.stop_after_minutes * 60))
             if accelerator.reduce(over.to(accelerator.device), "sum").item() > 0:  # all processes agree
                 break
-        model.train()
-        started = time.time()
-        loss_sum = torch.zeros((), dtype=torch.float64)
-        correct = torch.zeros((), dtype=torch.long)
-        seen = torch.zeros((), dtype=torch.long)
-        for images, labels, soft in train_loader:
-            with accelerator.accumulate(model):
-                # one target tensor so that mixup / CutMix mixes labels, votes and teacher targets alike
-                targets = labels
-                if soft.shape[1]:
-                    targets = soft if soft_labels else torch.cat([F.one_hot(labels, num_labels).float(), soft], 1)
-                augmented, targets = apply_preset(args.augmentation, images.float(), targets, num_labels,
-                                                  crop_padding=args.crop_padding,
-                                                  max_rotation_degrees=args.max_rotation_degrees,
-                                                  max_translation=args.max_translation,
-                                                  scale_range=(1 - args.max_scale_change, 1 + args.max_scale_change))
-                pixel_values = processor.rescale_and_normalize(augmented)
-                if channels_last:
-                    pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
-                with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                    logits = model(pixel_values=pixel_values).logits
-                if args.teacher_model:
-                    hard, teacher = targets[:, :num_labels], targets[:, num_labels:]
-                    loss = (1 - args.distillation_alpha) * classification_loss(
-                        logits, hard, args.label_smoothing, weights) + args.distillation_alpha * distillation_loss(
-                        logits, teacher, args.distillation_temperature)
-                else:
-                    loss = classification_loss(logits, targets, args.label_smoothing, weights)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and args.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-                optimizer.step()
-                if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
-                    state["global_step"] += 1
-                if per_step_scheduler:
-                    scheduler.step()
-                optimizer.zero_grad()
-                if ema is not None and accelerator.sync_gradients:
-                    ema.update_parameters(accelerator.unwrap_model(model))
-            loss_sum += loss.detach().double().cpu() * len(labels)
-            correct += (logits.argmax(-1) == labels).sum().cpu()
-            seen += len(labels)
-            progress.update(1)
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
-        train_seconds = time.time() - started
-        totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device), "sum")
-        eval_started = time.time()
-        logits_val, labels_val = predict(eval_model(), val_loader, processor, accelerator, channels_last)
-        val_loss = F.nll_loss(logits_val, labels_val).item()
-        val_acc = (logits_val.argmax(-1) == labels_val).float().mean().item()
-        if not per_step_scheduler:
-            scheduler.step(val_acc)
-        record = {
-            "epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
-            "train_accuracy": totals[1].item() / totals[2].item(), "validation_loss": val_loss,
-            "validation_accuracy": val_acc, "learning_rate": optimizer.param_groups[0]["lr"],
-            "train_seconds": round(train_seconds, 1), "eval_seconds": round(time.time() - eval_started, 1),
-            "train_images_per_second": round(totals[2].item() / train_seconds, 1),
-            "global_step": state["global_step"],
-        }
-        state["history"].append(record)
-        state["epoch"] = epoch
-        # the best epoch's loss comes from the history, which every checkpoint (and resume) carries
-        best_loss = next((r["validation_loss"] for r in state["history"] if r["epoch"] == state["best_epoch"]),
-                         float("inf"))
-        improved = better_checkpoint(val_acc, val_loss, state["best_validation_accuracy"], best_loss)
-        if improved:
-            state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
+        record, improved = run_epoch(args, accelerator, run, state, epoch, progress, precision)
         if args.early_stopping_patience and epoch + 1 - state["best_epoch"] >= args.early_stopping_patience:
             state["stopped_early"] = stopped_early = True
         accelerator.print(json.dumps(record) + ("  <- best on PublicTest" if improved else ""))
-        # Atomic checkpoint: everything is written into checkpoints/.tmp_epoch_N, trainer_state.json (the
-        # completion marker) last, fsynced, then renamed to epoch_N (fer_hf.atomic.replace_dir). The
-        # checkpoint holds the selected model as of this epoch (best_model/: new weights if this epoch
-        # improved, else hard links to the previous checkpoint's), so that a resume restores a best_model
-        # consistent with its state. best_model/ and train_log.jsonl are published after the commit.
-        checkpoint = output_dir / "checkpoints" / f"epoch_{epoch}"
-        staged = staging_dir(checkpoint)
-        if accelerator.is_main_process and staged.exists():
-            shutil.rmtree(staged)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(staged))
-        accelerator.wait_for_everyone()  # every process has written its RNG state into the staging folder
-        if accelerator.is_main_process:
-            # EMA and ReduceLROnPlateau are saved here rather than registered with the Accelerator, whose
-            # registrations would accumulate over the folds of a cross-validation run
-            if ema is not None:
-                torch.save(ema.state_dict(), staged / "ema.pt")
-            if not per_step_scheduler:
-                torch.save(scheduler.state_dict(), staged / "plateau_scheduler.pt")
-            if improved:
-                eval_model().save_pretrained(staged / "best_model")
-            elif last_checkpoint is not None and (last_checkpoint / "best_model").is_dir():
-                link_or_copy_tree(last_checkpoint / "best_model", staged / "best_model")
-            elif (output_dir / "best_model").is_dir():  # resumed from a checkpoint without best_model/
-                shutil.copytree(output_dir / "best_model", staged / "best_model")
-            crash_point("checkpoint", epoch + 1)  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed mid-write
-            atomic_write_text(staged / "trainer_state.json", json.dumps(state, indent=1))
-            replace_dir(staged, checkpoint, crash_stage="checkpoint", crash_epoch=epoch + 1)
-            last_checkpoint = checkpoint
-            if improved:
-                publish_copy(checkpoint / "best_model", output_dir / "best_model")
-            append_line(log_path, json.dumps(record))
-            # prune only complete checkpoints, and only now that the new one is complete
-            old = complete_checkpoints(output_dir)
-            for stale in old[: max(0, len(old) - args.checkpoints_total_limit)]:
-                shutil.rmtree(stale, ignore_errors=True)
-        accelerator.wait_for_everyone()
+        last_checkpoint = save_checkpoint(args, accelerator, run, output_dir, state, epoch, record, improved,
+                                          last_checkpoint)
         if stopped_early:
             accelerator.print(f"Early stopping: no better PublicTest accuracy for {args.early_stopping_patience} "
                               f"epochs (best epoch {state['best_epoch']})")
     progress.close()
-    if state["epoch"] + 1 < args.num_train_epochs and not stopped_early:
-        accelerator.print(f"Stopped after epoch {state['epoch'] + 1} of {args.num_train_epochs}; resume with "
-                          "--resume_from_checkpoint latest")
-        accelerator.free_memory()
-        return None
+    return state["epoch"] + 1 >= args.num_train_epochs or stopped_early
 
-    # ---------------------------------------------------------------- final evaluation of the chosen checkpoint
+
+def training_targets(run: TrainingRun, labels, soft):
+    """The loss targets of a batch, as one tensor so that mixup / CutMix mixes labels, votes and teacher
+    probabilities alike: the label ids (B,) int64 without soft targets, the votes (B, K) with FER+
+    distributions, else one-hot labels then the soft targets (B, K + S) float32."""
+    if not soft.shape[1]:
+        return labels
+    return soft if run.soft_labels else torch.cat([F.one_hot(labels, run.num_labels).float(), soft], 1)
+
+
+def training_loss(args, run: TrainingRun, logits, targets):
+    """Scalar loss of a batch: label-smoothed (weighted) cross-entropy, mixed with the distillation loss
+    (weight --distillation_alpha) on the teacher's columns of ``targets`` with --teacher_model."""
+    if args.teacher_model:
+        hard, teacher = targets[:, :run.num_labels], targets[:, run.num_labels:]
+        return (1 - args.distillation_alpha) * classification_loss(
+            logits, hard, args.label_smoothing, run.loss_weights) + args.distillation_alpha * distillation_loss(
+            logits, teacher, args.distillation_temperature)
+    return classification_loss(logits, targets, args.label_smoothing, run.loss_weights)
+
+
+def run_epoch(args, accelerator, run: TrainingRun, state: dict, epoch: int, progress, precision: str):
+    """One epoch (``epoch`` 0-based): a pass over the training loader (augmentation, bf16 autocast with
+    --mixed_precision bf16, clipping, optimiser, scheduler and EMA steps), then the evaluation of
+    `TrainingRun.eval_model` on validation and the plateau scheduler's step. Appends the epoch's record
+    to ``state["history"]`` and updates ``state``'s epoch and best epoch.
+
+    Returns:
+        ``(record, improved)``: the record (losses: mean per face; accuracies: fractions; seconds; faces
+        per second; the learning rate after the epoch) and whether this epoch is the new best checkpoint
+        (`better_checkpoint`).
+    """
+    model, optimizer = run.model, run.optimizer
+    model.train()
+    started = time.time()
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.long)
+    seen = torch.zeros((), dtype=torch.long)
+    for images, labels, soft in run.train_loader:
+        with accelerator.accumulate(model):
+            targets = training_targets(run, labels, soft)
+            augmented, targets = apply_preset(args.augmentation, images.float(), targets, run.num_labels,
+                                              crop_padding=args.crop_padding,
+                                              max_rotation_degrees=args.max_rotation_degrees,
+                                              max_translation=args.max_translation,
+                                              scale_range=(1 - args.max_scale_change, 1 + args.max_scale_change))
+            pixel_values = run.processor.rescale_and_normalize(augmented)
+            if run.channels_last:
+                pixel_values = pixel_values.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                logits = model(pixel_values=pixel_values).logits
+            loss = training_loss(args, run, logits, targets)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and args.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+            optimizer.step()
+            if accelerator.sync_gradients and not accelerator.optimizer_step_was_skipped:
+                state["global_step"] += 1
+            if run.per_step_scheduler:
+                run.scheduler.step()
+            optimizer.zero_grad()
+            if run.ema is not None and accelerator.sync_gradients:
+                run.ema.update_parameters(accelerator.unwrap_model(model))
+        loss_sum += loss.detach().double().cpu() * len(labels)
+        correct += (logits.argmax(-1) == labels).sum().cpu()
+        seen += len(labels)
+        progress.update(1)
+        progress.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.3f}", refresh=False)
+    train_seconds = time.time() - started
+    totals = accelerator.reduce(torch.stack([loss_sum, correct.double(), seen.double()]).to(accelerator.device), "sum")
+    eval_started = time.time()
+    logits_val, labels_val = predict(run.eval_model(accelerator), run.val_loader, run.processor, accelerator,
+                                     run.channels_last)
+    val_loss = F.nll_loss(logits_val, labels_val).item()
+    val_acc = (logits_val.argmax(-1) == labels_val).float().mean().item()
+    if not run.per_step_scheduler:
+        run.scheduler.step(val_acc)
+    record = {
+        "epoch": epoch + 1, "train_loss": totals[0].item() / totals[2].item(),
+        "train_accuracy": totals[1].item() / totals[2].item(), "validation_loss": val_loss,
+        "validation_accuracy": val_acc, "learning_rate": optimizer.param_groups[0]["lr"],
+        "train_seconds": round(train_seconds, 1), "eval_seconds": round(time.time() - eval_started, 1),
+        "train_images_per_second": round(totals[2].item() / train_seconds, 1),
+        "global_step": state["global_step"],
+    }
+    state["history"].append(record)
+    state["epoch"] = epoch
+    # the best epoch's loss comes from the history, which every checkpoint (and resume) carries
+    best_loss = next((r["validation_loss"] for r in state["history"] if r["epoch"] == state["best_epoch"]),
+                     float("inf"))
+    improved = better_checkpoint(val_acc, val_loss, state["best_validation_accuracy"], best_loss)
+    if improved:
+        state["best_validation_accuracy"], state["best_epoch"] = val_acc, epoch + 1
+    return record, improved
+
+
+def save_checkpoint(args, accelerator, run: TrainingRun, output_dir: Path, state: dict, epoch: int, record: dict,
+                    improved: bool, last_checkpoint):
+    """Write ``output_dir/checkpoints/epoch_<epoch>`` atomically, then publish ``best_model/`` (when
+    ``improved``) and the epoch's line of ``train_log.jsonl``, and prune old checkpoints beyond
+    --checkpoints_total_limit. Every process takes part (Accelerate saves each one's RNG state).
+
+    Everything is written into ``checkpoints/.tmp_epoch_N``, ``trainer_state.json`` (the completion
+    marker) last, fsynced, then renamed to ``epoch_N`` (`fer_hf.atomic.replace_dir`). The checkpoint holds
+    the selected model as of this epoch (``best_model/``: new weights if this epoch improved, else hard
+    links to those of ``last_checkpoint``), so that a resume restores a best_model consistent with its state.
+
+    Returns:
+        the checkpoint the next epoch continues from (on other processes than the main one:
+        ``last_checkpoint`` unchanged, as only the main process reads it).
+    """
+    checkpoint = output_dir / "checkpoints" / f"epoch_{epoch}"
+    staged = staging_dir(checkpoint)
+    if accelerator.is_main_process and staged.exists():
+        shutil.rmtree(staged)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(staged))
+    accelerator.wait_for_everyone()  # every process has written its RNG state into the staging folder
+    if accelerator.is_main_process:
+        # EMA and ReduceLROnPlateau are saved here rather than registered with the Accelerator, whose
+        # registrations would accumulate over the folds of a cross-validation run
+        if run.ema is not None:
+            torch.save(run.ema.state_dict(), staged / "ema.pt")
+        if not run.per_step_scheduler:
+            torch.save(run.scheduler.state_dict(), staged / "plateau_scheduler.pt")
+        if improved:
+            run.eval_model(accelerator).save_pretrained(staged / "best_model")
+        elif last_checkpoint is not None and (last_checkpoint / "best_model").is_dir():
+            link_or_copy_tree(last_checkpoint / "best_model", staged / "best_model")
+        elif (output_dir / "best_model").is_dir():  # resumed from a checkpoint without best_model/
+            shutil.copytree(output_dir / "best_model", staged / "best_model")
+        crash_point("checkpoint", epoch + 1)  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed mid-write
+        atomic_write_text(staged / "trainer_state.json", json.dumps(state, indent=1))
+        replace_dir(staged, checkpoint, crash_stage="checkpoint", crash_epoch=epoch + 1)
+        last_checkpoint = checkpoint
+        if improved:
+            publish_copy(checkpoint / "best_model", output_dir / "best_model")
+        append_line(output_dir / "train_log.jsonl", json.dumps(record))
+        # prune only complete checkpoints, and only now that the new one is complete
+        old = complete_checkpoints(output_dir)
+        for stale in old[: max(0, len(old) - args.checkpoints_total_limit)]:
+            shutil.rmtree(stale, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return last_checkpoint
+
+
+def final_evaluation(args, accelerator, run: TrainingRun, dataset, label_names, output_dir: Path, state: dict,
+                     command: str, precision: str, protocol: str, dropped_rows: int):
+    """Step 4 of `train_one`: load the chosen checkpoint (``output_dir/best_model``) onto the accelerator's
+    device and evaluate it on validation and test with every TTA mode (`classification_metrics` of each,
+    under ``"validation"`` / ``"test"`` and ``"<split>_<mode>_tta"``), every process taking its share.
+
+    Returns:
+        ``(model, results)``: the chosen model (eval mode) and the results dict that ``eval_results.json``
+        holds (protocol, run facts, sizes, cost: ``training_hours`` in hours, ``gflops_per_face``, and the
+        metrics).
+    """
     accelerator.wait_for_everyone()
     best = load_fer_model(output_dir / "best_model").eval().to(accelerator.device)  # the loaders' batches are there
-    if channels_last:
+    if run.channels_last:
         best = best.to(memory_format=torch.channels_last)
     history = state["history"]
     results = {"protocol": protocol, "dataset": args.dataset, "label_names": label_names,
                "best_epoch": state["best_epoch"], "epochs_trained": state["epoch"] + 1,
                "stopped_early": bool(state.get("stopped_early")), "command": command,
                "args": {k: v for k, v in vars(args).items() if k != "hub_token"},
-               "dropped_rows": dropped_rows,
-               "split_sizes": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+               "dropped_rows": dropped_rows, "split_sizes": dict(run.split_sizes),
                "model_type": best.config.model_type, "num_parameters": count_parameters(best),
-               "gflops_per_face": round(gflops_per_face(best), 4), **init_notes,
+               "gflops_per_face": round(gflops_per_face(best), 4), **run.init_notes,
                "training_hours": round(sum(h["train_seconds"] + h.get("eval_seconds", 0) for h in history) / 3600, 3),
                "hardware": hardware_description(accelerator), "mixed_precision": precision}
     for group in ("subject", "movie"):  # for audits: who is on which side of the protocol
         if all(group in dataset[split].column_names for split in ("train", "validation", "test")):
             results[f"{group}s"] = {split: sorted(set(dataset[split][group][:])) for split in ("train", "validation", "test")}
-    final_runs = [(split, loader, tta) for split, loader in (("validation", val_loader), ("test", test_loader))
+    final_runs = [(split, loader, tta) for split, loader in (("validation", run.val_loader), ("test", run.test_loader))
                   for tta in TTA_MODES]
     for split, loader, tta in tqdm(final_runs, desc="final evaluation (selection and test split x TTA modes)",
                                    disable=not accelerator.is_local_main_process):
-        scores, labels = predict(best, loader, processor, accelerator, channels_last, tta=tta,
+        scores, labels = predict(best, loader, run.processor, accelerator, run.channels_last, tta=tta,
                                  padding=args.crop_padding)
         metrics = classification_metrics(labels.numpy(), scores.argmax(-1).numpy(), label_names)
         results[split + ("" if tta == "none" else f"_{tta}_tta")] = metrics
-    if accelerator.is_main_process:
-        # Atomic release (fer_hf.atomic.publish_files): every file is written into .tmp_release first, then
-        # moved into output_dir one by one under a journal, eval_results.json last. A kill while writing
-        # leaves the previous release as it was; a kill while moving is rolled forward by the next run.
-        staged = output_dir / RELEASE_STAGING
-        if staged.exists():
-            shutil.rmtree(staged)
-        staged.mkdir()
-        best.save_pretrained(staged, safe_serialization=True)
-        processor.save_pretrained(staged)
-        crash_point("release")  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed while writing the release
-        (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
-        if args.dataset in ("fer2013", "ferplus", "sfew"):  # the card templates describe these protocols
-            write_card_and_plots(staged, results, history, vars(args), command, count_parameters(best),
-                                 default_name=output_dir.name)
-        else:
-            save_training_plots(history, results["test"]["confusion_matrix"], label_names, staged, dataset=args.dataset)
-        publish_files(staged, output_dir, last=["eval_results.json"])
-        logger.info(f"test accuracy {results['test']['accuracy']:.4f} "
-                    f"(validation {results['validation']['accuracy']:.4f}, best epoch {state['best_epoch']})")
-        if args.push_to_hub and release:
-            from huggingface_hub import HfApi
+    return best, results
 
-            api = HfApi(token=args.hub_token)
-            api.create_repo(args.hub_model_id, exist_ok=True)
-            api.upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
-                              ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt",
-                                               ".tmp_*", ".old_*", RELEASE_JOURNAL])
+
+def release_model(args, output_dir: Path, best, processor, results: dict, history: list, command: str,
+                  label_names: list, push: bool = True) -> None:
+    """Step 5 of `train_one` (main process only): write the released folder — the chosen model
+    (safetensors), its processor, ``eval_results.json``, the training plots and, for FER2013, FER+ and SFEW
+    (the protocols the card templates describe), the model card — and with --push_to_hub and ``push``,
+    upload it.
+
+    Atomic release (`fer_hf.atomic.publish_files`): every file is written into ``.tmp_release`` first, then
+    moved into ``output_dir`` one by one under a journal, ``eval_results.json`` last. A kill while writing
+    leaves the previous release as it was; a kill while moving is rolled forward by the next run."""
+    staged = output_dir / RELEASE_STAGING
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir()
+    best.save_pretrained(staged, safe_serialization=True)
+    processor.save_pretrained(staged)
+    crash_point("release")  # test hook (FER_HF_TEST_CRASH_IN_SAVE): killed while writing the release
+    (staged / "eval_results.json").write_text(json.dumps(results, indent=1))
+    if args.dataset in ("fer2013", "ferplus", "sfew"):  # the card templates describe these protocols
+        write_card_and_plots(staged, results, history, vars(args), command, count_parameters(best),
+                             default_name=output_dir.name)
+    else:
+        save_training_plots(history, results["test"]["confusion_matrix"], label_names, staged, dataset=args.dataset)
+    publish_files(staged, output_dir, last=["eval_results.json"])
+    logger.info(f"test accuracy {results['test']['accuracy']:.4f} "
+                f"(validation {results['validation']['accuracy']:.4f}, best epoch {results['best_epoch']})")
+    if args.push_to_hub and push:
+        from huggingface_hub import HfApi
+
+        api = HfApi(token=args.hub_token)
+        api.create_repo(args.hub_model_id, exist_ok=True)
+        api.upload_folder(repo_id=args.hub_model_id, folder_path=str(output_dir),
+                          ignore_patterns=["checkpoints/*", "best_model/*", "teacher_soft_targets.pt",
+                                           ".tmp_*", ".old_*", RELEASE_JOURNAL])
+
+
+def train_one(args, accelerator, dataset, label_names, output_dir: Path, command: str, precision: str,
+              protocol: str, dropped_rows: int = 0, release: bool = True):
+    """Train one model on ``dataset`` (train / validation / test splits), choose its checkpoint on
+    validation (highest accuracy; ties go to the lower validation loss), evaluate the chosen one on
+    validation and test (no TTA, flip, ten-crop), and write the folder (model, processor,
+    ``eval_results.json``, plots; the model card for FER2013, FER+ and SFEW); ``release=False`` (folds)
+    never pushes to the Hub.
+
+    The steps: `setup_training`, `resume_training`, `train_epochs` (`run_epoch` and `save_checkpoint` per
+    epoch), `final_evaluation`, `release_model`.
+
+    Returns:
+        the results dict (what ``eval_results.json`` holds), or None when the run stopped before its last
+        epoch (--stop_after_epochs / --stop_after_minutes) for a later resume.
+
+    Raises:
+        FileNotFoundError: if --resume_from_checkpoint names a checkpoint folder that does not exist.
+        ValueError: if a split has labels outside ``label_names``, or the model cannot be built as asked.
+    """
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        recover_run_folder(output_dir)  # what a killed earlier invocation may have left half-done
+    accelerator.wait_for_everyone()
+    run = setup_training(args, accelerator, dataset, label_names, output_dir)
+    state, last_checkpoint = resume_training(args, accelerator, run, output_dir)
+    if not train_epochs(args, accelerator, run, output_dir, state, last_checkpoint, precision):
+        accelerator.print(f"Stopped after epoch {state['epoch'] + 1} of {args.num_train_epochs}; resume with "
+                          "--resume_from_checkpoint latest")
+        accelerator.free_memory()
+        return None
+    best, results = final_evaluation(args, accelerator, run, dataset, label_names, output_dir, state, command,
+                                     precision, protocol, dropped_rows)
+    if accelerator.is_main_process:
+        release_model(args, output_dir, best, run.processor, results, state["history"], command, label_names,
+                      push=release)
     accelerator.wait_for_everyone()
     accelerator.free_memory()  # the next fold prepares its own model, optimizer and data loaders
     return results

@@ -214,6 +214,7 @@ class FerACNNALSTMForImageClassification(FerACNNALSTMPreTrainedModel):
         self.classifier = nn.Sequential(*head)
         self.post_init()
 
+    # Copied from fer_hf.models.resnet.modeling_fer_resnet.FerResNetForImageClassification.forward with fer_resnet->fer_acnn_alstm
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,

@@ -133,6 +133,7 @@ class FerConv1x1ForImageClassification(FerConv1x1PreTrainedModel):
         self.classifier = nn.Sequential(*head)
         self.post_init()
 
+    # Copied from fer_hf.models.resnet.modeling_fer_resnet.FerResNetForImageClassification.forward with fer_resnet->fer_conv1x1
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,

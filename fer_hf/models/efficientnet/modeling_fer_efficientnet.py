@@ -92,6 +92,7 @@ class FerEfficientNetModel(FerEfficientNetPreTrainedModel):
         self.num_features = network.classifier[-1].in_features
         self.post_init()
 
+    # Copied from fer_hf.models.mobilenet.modeling_fer_mobilenet.FerMobileNetModel.forward
     def forward(
         self,
         pixel_values: torch.Tensor,
@@ -132,6 +133,7 @@ class FerEfficientNetForImageClassification(FerEfficientNetPreTrainedModel):
     Returns [`ImageClassifierOutputWithNoAttention`] with ``logits`` (batch, num_labels), float32.
     """
 
+    # Copied from fer_hf.models.mobilenet.modeling_fer_mobilenet.FerMobileNetForImageClassification.__init__ with FerMobileNet->FerEfficientNet, fer_mobilenet->fer_efficientnet
     def __init__(self, config: FerEfficientNetConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
@@ -142,6 +144,7 @@ class FerEfficientNetForImageClassification(FerEfficientNetPreTrainedModel):
         )
         self.post_init()
 
+    # Copied from fer_hf.models.resnet.modeling_fer_resnet.FerResNetForImageClassification.forward with fer_resnet->fer_efficientnet
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,

@@ -135,6 +135,7 @@ class FerLRNForImageClassification(FerLRNPreTrainedModel):
         self.classifier = nn.Sequential(*head)
         self.post_init()
 
+    # Copied from fer_hf.models.resnet.modeling_fer_resnet.FerResNetForImageClassification.forward with fer_resnet->fer_lrn
     def forward(
         self,
         pixel_values: torch.Tensor | None = None,
