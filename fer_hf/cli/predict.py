@@ -18,6 +18,10 @@ rounding, < 1e-6, since other faces share a forward pass). Several CPU processes
 --nproc_per_node N -m fer_hf predict ... --cpu`` (Accelerate 1.x's ``accelerate launch --cpu`` starts a
 single process unless it goes through ``mpirun``).
 
+Beyond one machine: ``--engine ray`` hands the same files to `fer_hf.distributed.predict_files` (Ray Data:
+actors holding a recognizer, videos cut into time segments, URIs such as ``s3://``), which writes the same
+rows (docs/distributed.md).
+
 Crash safety and ``--resume``: every finished file is appended to a journal ``<output>.parts/rank<i>.jsonl``
 as one JSON line (all rows of the file) and flushed, so a killed run leaves at most one torn last line,
 which is ignored. ``--resume`` reads the journals back, skips every file already there and processes the

@@ -385,15 +385,18 @@ def predict_files(paths: Sequence[str], output=None, *, model=None, detector: st
     own_cluster = not ray.is_initialized() and address is None and not os.environ.get("RAY_ADDRESS")
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    context = ray.data.DataContext.get_current()
+    preserved = context.execution_options.preserve_order
     try:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         workers = num_workers or max(1, cpus // threads)
-        context = ray.data.DataContext.get_current()
         context.execution_options.preserve_order = True  # rows come back in input order: no sort, bounded memory
-        dataset = ray.data.from_items(_units(files, batch_size), override_num_blocks=max(1, min(len(files), 200)))
-        # planning reads packets only: it must not wait for a CPU that the recognizer actors hold
+        units = _units(files, batch_size)
+        dataset = ray.data.from_items(units, override_num_blocks=max(1, min(len(units), 4 * workers)))
+        # planning reads packets only: it must not wait for a CPU that the recognizer actors hold, and without a
+        # CPU to wait for Ray would start a process per block at once; one planning task at a time keeps ahead
         dataset = dataset.flat_map(_plan, fn_kwargs={"segment_s": float(segment_s), "sample_fps": sample_fps},
-                                   num_cpus=0)
+                                   num_cpus=0, concurrency=1)
         dataset = dataset.map_batches(
             FaceWorker, batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
             num_gpus=gpus_per_worker or None, batch_format="numpy",
@@ -403,8 +406,7 @@ def predict_files(paths: Sequence[str], output=None, *, model=None, detector: st
                                    "device": "cuda" if gpus_per_worker else "cpu"})
         summary = PredictSummary()
         assembler = _FileAssembler(files, sample_fps)
-        destination = output if output is not None else None
-        writer = RowWriter(destination, fields) if destination is not None else None
+        writer = RowWriter(output, fields) if output is not None else None
         buffered: list = []
         try:
             def take(finished):
@@ -434,6 +436,7 @@ def predict_files(paths: Sequence[str], output=None, *, model=None, detector: st
 
             write_rows(buffered, fields, sys.stdout)
     finally:
+        context.execution_options.preserve_order = preserved
         if own_cluster:
             ray.shutdown()
     seconds = time.perf_counter() - started

@@ -1,8 +1,8 @@
 """Live video (webcam) analysis: detection every few frames, faces carried and tracked between detections,
 every face classified on every processed frame, probabilities smoothed per track and drawn as bars.
 
-Detection is the expensive part of the live path (MTCNN 45-90 ms per 640x480 frame on 2 CPU cores,
-BlazeFace 2-12 ms), classification of one 48x48 face a few milliseconds. `LiveFaceAnalyzer` therefore runs
+Detection is the expensive part of the live path: a whole-frame detector pass costs far more than classifying
+the few face crops it finds (timings per detector and CPU: benchmarks/results/live_path.md). `LiveFaceAnalyzer` therefore runs
 the detector on every ``detect_every``-th frame only; in between, each face keeps its last box and eye
 landmarks (a face moves little in 1/10 s) and its crop from the new frame is classified again. Track ids
 come from `fer_hf.detection.tracking.FaceTracker` (IoU matching), so probabilities can be smoothed per face.
