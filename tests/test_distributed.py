@@ -151,7 +151,8 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(inputs, single, clust
 
     many = tmp_path / "many"
     many.mkdir()
-    for copy in range(4):  # 12 one-image units: long enough to kill a worker in the middle
+    copies = 80  # 240 one-image units: a few seconds of work for each actor once both have loaded the model
+    for copy in range(copies):
         for name in PHOTOS:
             _small(name, 480).save(many / f"{copy}-{name}")
     out = tmp_path / "rows.jsonl"
@@ -170,7 +171,7 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(inputs, single, clust
     while time.time() < deadline and thread.is_alive() and killed is None:
         alive = [a for a in list_actors(filters=[("state", "=", "ALIVE")]) if "FaceWorker" in a.class_name]
         if len(alive) == 2:
-            time.sleep(4)  # both loaded and working on their first units
+            time.sleep(1)  # both loaded (ALIVE follows the constructor) and working on their first units
             if thread.is_alive():
                 killed, killed_id = alive[0].pid, alive[0].actor_id
                 os.kill(killed, signal.SIGKILL)
@@ -185,14 +186,14 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(inputs, single, clust
     keys = [(r["file"], r["face_index"]) for r in rows]
     assert len(keys) == len(set(keys)), "a row came back twice"
     names = sorted({Path(r["file"]).name for r in rows})
-    assert names == sorted(f"{c}-{n}" for c in range(4) for n in PHOTOS)
+    assert names == sorted(f"{c}-{n}" for c in range(copies) for n in PHOTOS)
     faces_per_photo = {}
     for row in single[1]:
         faces_per_photo[Path(row[0]).name] = faces_per_photo.get(Path(row[0]).name, 0) + 1
     for name in PHOTOS:
-        for copy in range(4):
+        for copy in range(copies):
             assert sum(Path(r["file"]).name == f"{copy}-{name}" for r in rows) == faces_per_photo[name]
-    assert outcome["summary"]["files"] == 12
+    assert outcome["summary"]["files"] == 3 * copies
 
 
 def test_datasets_map_two_processes_equal_one(tmp_path, default_recognizer):
