@@ -4,6 +4,7 @@ cluster (loopback, 2 CPUs), and the ``datasets.Dataset.map`` function: each must
 
 import io
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -19,6 +20,10 @@ from PIL import Image
 from conftest import REPO, SAMPLES
 from test_predict import _assert_same_rows, _env, _predict, _read, _small
 
+# Ray's token authentication with a token of this test session's own (nothing read from or written to
+# ~/.ray); set before Ray is imported, since Ray reads its auth mode then; the CLI gets it in its environment
+RAY_TOKEN = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+os.environ.update(RAY_TOKEN)
 ray = pytest.importorskip("ray")
 RAY = str(Path(sys.executable).with_name("ray"))
 PHOTOS = ("angry.jpg", "group.jpeg", "sad-baby.jpeg")
@@ -54,17 +59,16 @@ def cluster():
     """``ray start --head`` on this machine (2 CPUs, its own temporary folder; the dashboard serves Ray's state
     API), joined by this process; stopped afterwards, and no Ray process may be left."""
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths must stay under 108 bytes
-    env = dict(_env(), RAY_AUTH_MODE="token")
+    env = dict(_env(), **RAY_TOKEN)
     started = subprocess.run([RAY, "start", "--head", "--port=0", "--num-cpus=2", "--node-ip-address=127.0.0.1",
                               "--include-dashboard=true", "--dashboard-host=127.0.0.1", "--dashboard-port=0",
                               "--disable-usage-stats", f"--temp-dir={temp}",
                               "--object-store-memory=300000000"], env=env, capture_output=True, text=True, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
-    address = Path(temp, "ray_current_cluster").read_text().strip()
-    # "auto" + the cluster's folder: this process finds the address and the cluster's token mode there (a
-    # client process, like the CLI below, is told RAY_AUTH_MODE=token in its environment instead)
-    ray.init(address="auto", _temp_dir=temp, log_to_driver=False)
     try:
+        address = Path(temp, "ray_current_cluster").read_text().strip()
+        # "auto" + the cluster's folder: this process finds the address there
+        ray.init(address="auto", _temp_dir=temp, log_to_driver=False)
         yield address, env
     finally:
         ray.shutdown()
