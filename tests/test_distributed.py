@@ -106,7 +106,10 @@ def test_cli_on_a_cluster_equals_single_process(inputs, single, cluster, tmp_pat
     from fer_hf.inference.results import write_rows
 
     write_rows(rows, header, csv_out)
-    _assert_same_rows(_read(csv_out), single)
+    # Segments put video frames into other batches than the single pass does, and oneDNN picks kernels by
+    # batch size: on an AVX-512 machine probabilities then differ by up to a few 1e-4 (boxes and labels do
+    # not), so scores are compared to 1e-3 here, not to the CSV's last digit.
+    _assert_same_rows(_read(csv_out), single, atol=1e-3)
     assert len(ray_rows[1]) == len(single[1])
     video = [r for r in rows if r["file"].endswith("slideshow.mp4")]
     assert len({r["frame_index"] for r in video}) == 8  # 8 s at 1 frame/s, over three segments
@@ -141,7 +144,8 @@ def test_python_api_annotates_a_ray_dataset(cluster, default_recognizer):
         if want["status"] == "ok":
             assert [got[k] for k in ("face_index", "box_x", "box_y", "box_w", "box_h", "top_emotion")] == \
                    [want[k] for k in ("face_index", "box_x", "box_y", "box_w", "box_h", "top_emotion")]
-            assert all(abs(got[label] - want[label]) <= 1e-5 for label in default_recognizer.labels)
+            # batches of 2 against batches of 1: kernel choice by batch size moves the last digits (see above)
+            assert all(abs(got[label] - want[label]) <= 1e-3 for label in default_recognizer.labels)
     assert sum(r["status"] == "ok" for r in rows) >= 5  # the group photo holds several faces
 
 
