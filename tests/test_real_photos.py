@@ -21,7 +21,8 @@ from fer_hf.image_processing_fer import FerImageProcessor
 from fer_hf.models import build_model
 from fer_hf.training.backbones import load_backbone_weights
 from fer_hf.training.framing import context_crop, recognizer_frame
-from fer_hf.training.multicorpus import IMAGENET_MEAN, IMAGENET_STD, MixingSampler, normalize, split_report
+from fer_hf.evaluation.metrics import split_report
+from fer_hf.training.multicorpus import IMAGENET_MEAN, IMAGENET_STD, MixingSampler, normalize
 from fer_hf.training.real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
 
 from conftest import CKPLUS, DATA, FER2013_ZIP, REPO, SAMPLES

@@ -74,7 +74,8 @@ def _evaluate(args) -> int:
     except (ValueError, NotImplementedError, FileNotFoundError, OSError) as error:
         print(f"fer-hf evaluate: error: {error}", file=sys.stderr)
         return 2
-    keys = ("model", "dataset", "split", "tta", "num_images", "accuracy", "macro_f1", "top_2_accuracy",
+    keys = ("model", "dataset", "split", "tta", "num_images", "accuracy", "balanced_accuracy",
+            "balanced_accuracy_over", "macro_f1", "answer_share", "top_2_accuracy",
             "expected_calibration_error", "temperature", "expected_calibration_error_after_temperature_scaling")
     summary = {key: results[key] for key in keys}
     summary["roc_auc_macro"] = results["roc_auc"]["macro"]

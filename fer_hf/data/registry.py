@@ -12,7 +12,9 @@ from .fer2013 import load_fer2013
 from .ferplus import load_ferplus
 from .folds import group_holdout
 from .jaffe import load_jaffe
+from .muxspace import load_muxspace
 from .sfew import load_sfew
+from .tfeid import load_tfeid
 
 
 class CorpusEntry(NamedTuple):
@@ -29,6 +31,8 @@ CORPORA = {
     "ckplus": CorpusEntry(load_ckplus, "ferplus"),
     "jaffe": CorpusEntry(load_jaffe, "fer2013"),
     "sfew": CorpusEntry(load_sfew, "fer2013"),
+    "muxspace": CorpusEntry(load_muxspace, "fer2013"),
+    "tfeid": CorpusEntry(load_tfeid, "fer2013"),
 }
 
 #: corpus -> its fixed protocol: what is selected on (``validation``) and what is reported (``test``).
@@ -37,6 +41,9 @@ PROTOCOLS = {
     "fer2013": "selected on PublicTest (validation); PrivateTest (test) reported",
     "ferplus": "selected on FER2013Valid (validation, majority vote); FER2013Test (test) reported",
     "sfew": "selected on held-out SFEW Train movies (validation); SFEW Val (test) reported",
+    "muxspace": "identity-disjoint splits by person (70/15/15 %): selected on validation people; test people "
+                "reported (balanced accuracy over the classes with >= 50 test faces)",
+    "tfeid": "performer-disjoint splits (70/15/15 %): selected on validation performers; test performers reported",
 }
 #: Share of SFEW Train movies held out for selection, and the seed that picks them (train_accelerate.py's
 #: ``--validation_fraction`` / ``--seed`` defaults; `fer-hf ensemble` fits on the same movies).
@@ -67,13 +74,13 @@ def sfew_held_out_movies(train, validation_fraction: float = SFEW_VALIDATION_FRA
 
 def protocol_splits(name: str, corpus, validation_fraction: float = SFEW_VALIDATION_FRACTION,
                     seed: int = SFEW_SEED) -> dict:
-    """``{"train", "validation", "test"}`` of a loaded corpus under its fixed protocol (`PROTOCOLS`): FER2013
-    and FER+ as loaded; SFEW: Train minus the held-out movies / the held-out movies / Val.
+    """``{"train", "validation", "test"}`` of a loaded corpus under its fixed protocol (`PROTOCOLS`): FER2013,
+    FER+, muxspace and tfeid as loaded (the last two split by person by their loaders); SFEW: Train minus the held-out movies / the held-out movies / Val.
 
     Raises:
         ValueError: for a corpus without a fixed protocol (CK+, JAFFE: cross-validation only).
     """
-    if name in ("fer2013", "ferplus"):
+    if name in ("fer2013", "ferplus", "muxspace", "tfeid"):
         return {"train": corpus["train"], "validation": corpus["validation"], "test": corpus["test"]}
     if name == "sfew":
         train, held_out = sfew_held_out_movies(corpus["train"], validation_fraction, seed)

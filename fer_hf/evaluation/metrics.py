@@ -46,11 +46,13 @@ def load_metric(name: str):
     return evaluate.load(str(path), keep_in_memory=True)
 
 
-def classification_metrics(labels, predictions, label_names) -> dict:
+def classification_metrics(labels, predictions, label_names, min_class_faces: int = 1) -> dict:
     """Metrics for integer ``labels`` and ``predictions`` (array-likes of shape (N,)).
 
-    Returns a JSON-serialisable dict: ``accuracy`` and ``macro_f1`` (fractions in 0..1), ``num_samples``,
-    ``per_class`` ({label: {precision, recall, f1, support}}) and ``confusion_matrix`` (rows = true
+    Returns a JSON-serialisable dict: ``accuracy``, ``balanced_accuracy`` (mean per-class recall over the
+    classes with at least ``min_class_faces`` images, listed in ``balanced_accuracy_over``; NaN when none)
+    and ``macro_f1`` (fractions in 0..1), ``num_samples``, ``per_class`` ({label: {precision, recall, f1,
+    support}}), ``answer_share`` ({label: share of the predictions}) and ``confusion_matrix`` (rows = true
     label, columns = predicted, in ``label_names`` order). A 0/0 precision / recall / F1 counts as 0;
     macro-F1 averages over every name in ``label_names``, also classes absent from ``labels``.
     """
@@ -58,22 +60,89 @@ def classification_metrics(labels, predictions, label_names) -> dict:
     predictions = np.asarray(predictions).astype(np.int64).reshape(-1)
     ids = list(range(len(label_names)))
     if labels.size == 0 or not ids:
-        return {"num_samples": int(labels.size), "accuracy": 0.0, "macro_f1": 0.0,
+        return {"num_samples": int(labels.size), "accuracy": 0.0, "balanced_accuracy": float("nan"),
+                "balanced_accuracy_over": [], "min_class_faces": int(min_class_faces), "macro_f1": 0.0,
+                "answer_share": {name: 0.0 for name in label_names},
                 "per_class": {name: {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for name in label_names},
                 "confusion_matrix": [[0] * len(ids) for _ in ids]}
     inputs = {"predictions": predictions, "references": labels}
     per_class = load_metric("precision_recall_f1").compute(**inputs, labels=ids, average=None, zero_division=0.0)
     matrix = load_metric("confusion_matrix").compute(**inputs, labels=ids)["confusion_matrix"]
+    balanced, over = balanced_accuracy(labels, predictions, len(ids), min_class_faces)
+    shares = answer_share(predictions, len(ids))
     return {
         "num_samples": int(labels.size),
         "accuracy": float(load_metric("accuracy").compute(**inputs)["accuracy"]),
+        "balanced_accuracy": balanced,
+        "balanced_accuracy_over": [label_names[k] for k in over],
+        "min_class_faces": int(min_class_faces),
         "macro_f1": float(np.mean(per_class["f1"])),
+        "answer_share": {name: float(share) for name, share in zip(label_names, shares)},
         "per_class": {
             name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
             for name, p, r, f, s in zip(label_names, per_class["precision"], per_class["recall"],
                                         per_class["f1"], per_class["support"])
         },
         "confusion_matrix": matrix,
+    }
+
+
+def balanced_accuracy(labels, predictions, num_labels: int, min_class_faces: int = 1) -> tuple:
+    """Balanced accuracy: the mean recall over the classes with at least ``min_class_faces`` faces.
+
+    Args:
+        labels, predictions: int array-likes (N,) of label ids in ``0 .. num_labels - 1``.
+        min_class_faces: classes with fewer faces in ``labels`` are left out of the mean (their recall is too
+            noisy on a small split); 1 = every class that has a face.
+    Returns:
+        (balanced accuracy as a fraction in 0..1, or NaN when no class qualifies; [the class ids averaged]).
+    """
+    from sklearn.metrics import recall_score
+
+    labels, predictions = np.asarray(labels).reshape(-1), np.asarray(predictions).reshape(-1)
+    classes = [k for k in range(num_labels) if (labels == k).sum() >= min_class_faces]
+    if not classes:
+        return float("nan"), []
+    # sklearn's balanced_accuracy_score averages over every class present; this keeps only ``classes``
+    return float(recall_score(labels, predictions, labels=classes, average="macro", zero_division=0)), classes
+
+
+def answer_share(predictions, num_labels: int) -> np.ndarray:
+    """The share of answers per class, float64 (num_labels,) summing to 1 (zeros for no prediction): a model
+    that answers one class for nearly every face shows here whatever the class balance of the split."""
+    predictions = np.asarray(predictions, np.int64).reshape(-1)
+    if not predictions.size:
+        return np.zeros(num_labels)
+    return np.bincount(predictions, minlength=num_labels)[:num_labels] / predictions.size
+
+
+def split_report(labels: np.ndarray, logits: np.ndarray, num_labels: int, min_class_faces: int = 1,
+                 label_names=None) -> dict:
+    """The short report of a development split used while training (`fer_hf.training.multicorpus`): accuracy,
+    balanced accuracy (over classes with >= ``min_class_faces`` faces, named in ``balanced_over``), macro-F1
+    over those classes, per-class recall (None for a class without faces) and `answer_share`.
+
+    Args:
+        labels: int (N,); logits: float (N, num_labels); label_names: names of the ids (default FER2013's).
+    """
+    from sklearn.metrics import f1_score
+
+    from ..labels import FER2013_LABELS
+
+    names = list(label_names or FER2013_LABELS[:num_labels])
+    labels = np.asarray(labels)
+    predictions = np.asarray(logits).argmax(1)
+    balanced, classes = balanced_accuracy(labels, predictions, num_labels, min_class_faces)
+    shares = answer_share(predictions, num_labels)
+    return {
+        "faces": int(len(labels)),
+        "accuracy": float((predictions == labels).mean()),
+        "balanced_accuracy": balanced,
+        "balanced_over": [names[k] for k in classes],
+        "macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
+        "recall": {names[k]: (float((predictions[labels == k] == k).mean()) if (labels == k).any() else None)
+                   for k in range(num_labels)},
+        "answer_share": {names[k]: float(shares[k]) for k in range(num_labels)},
     }
 
 

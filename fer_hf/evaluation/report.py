@@ -5,7 +5,9 @@
 
 writes into the output folder:
 
-- ``metrics.json``: accuracy, macro-F1, per-class precision / recall / F1 / support, confusion matrix,
+- ``metrics.json``: accuracy, balanced accuracy (mean per-class recall; on muxspace over the classes with at
+  least 50 images in the split, listed), macro-F1, the share of answers per class, per-class precision /
+  recall / F1 / support, confusion matrix,
   top-2 accuracy, NLL, expected calibration error (ECE) before and after temperature scaling, the
   temperature and the split it was fitted on, one-vs-rest ROC AUC per class and macro, the TTA mode,
   model, dataset, split, label mapping, number of images and the command;
@@ -58,12 +60,20 @@ from .metrics import classification_metrics, expected_calibration_error, top_k_a
 logger = logging.getLogger(__name__)
 
 #: Dataset names accepted by `load_evaluation_split` / ``fer-hf evaluate --dataset``.
-EVALUATION_DATASETS = ("fer2013", "ferplus", "ckplus", "jaffe", "sfew", "imagefolder")
+EVALUATION_DATASETS = ("fer2013", "ferplus", "ckplus", "jaffe", "sfew", "muxspace", "tfeid", "imagefolder")
+#: Real-photo corpora whose images show more than the face: each image is replaced by the recognizer's crop
+#: of its most confident face (`fer_hf.evaluation.face_crops.recognizer_face_crops`) before evaluation.
+DETECTED_DATASETS = ("muxspace", "tfeid")
+#: dataset -> the fewest images a class needs in the reported split to count in its balanced accuracy
+#: (muxspace's rare classes have a handful of test faces; the classes used are listed in the report).
+MIN_CLASS_FACES = {"muxspace": 50}
 #: dataset -> {reported split: split the temperature is fitted on}; anything else: no temperature.
 CALIBRATION_SPLITS = {
     "fer2013": {"test": "validation"},
     "ferplus": {"test": "validation"},
     "sfew": {"validation": "train"},
+    "muxspace": {"test": "validation"},
+    "tfeid": {"test": "validation"},
 }
 LABEL_POLICY = "restrict_to_shared_labels"
 _SPLIT_ALIASES = {
@@ -195,17 +205,19 @@ def _pick_split(loaded, split: str, dataset: str):
     raise ValueError(f"{dataset} has no split {split!r}; its splits: {keys} (or 'all')")
 
 
-def load_evaluation_split(dataset: str, data_dir, split: str = "test"):
+def load_evaluation_split(dataset: str, data_dir, split: str = "test", max_samples: Optional[int] = None):
     """One split of an evaluation dataset as a `datasets.Dataset` with an ``image`` and a ``label``
     (`datasets.ClassLabel`) column.
 
     Args:
         dataset: ``fer2013`` (`fer_hf.data.load_fer2013`: validation = PublicTest, test = PrivateTest),
-            ``ferplus`` / ``ckplus`` / ``jaffe`` / ``sfew`` (``fer_hf.data.load_<name>``) or ``imagefolder``
-            (`load_image_folder`).
+            ``ferplus`` / ``ckplus`` / ``jaffe`` / ``sfew`` (``fer_hf.data.load_<name>``), ``muxspace`` /
+            ``tfeid`` (person-disjoint splits of real photos, each image replaced by the recognizer's crop of
+            its face: `DETECTED_DATASETS`) or ``imagefolder`` (`load_image_folder`).
         data_dir: the dataset's file / folder (or Hub id for FER2013).
         split: ``train``, ``validation``, ``test`` (aliases such as ``PublicTest``, ``Val`` accepted) or
             ``all`` (every split concatenated, e.g. for a cross-dataset evaluation on CK+ or JAFFE).
+        max_samples: a fixed random subset of this many rows (`random_subset`), taken before faces are cropped.
     Raises:
         NotImplementedError: when ``fer_hf.data`` has no loader for the dataset (yet).
         ValueError: for an unknown dataset or split.
@@ -213,8 +225,13 @@ def load_evaluation_split(dataset: str, data_dir, split: str = "test"):
     if dataset not in EVALUATION_DATASETS:
         raise ValueError(f"Unknown dataset {dataset!r}; choose one of {EVALUATION_DATASETS}")
     if dataset == "imagefolder":
-        return load_image_folder(data_dir, split)
-    return _pick_split(load_evaluation_corpus(dataset, data_dir), split, dataset)
+        return random_subset(load_image_folder(data_dir, split), max_samples)
+    picked = random_subset(_pick_split(load_evaluation_corpus(dataset, data_dir), split, dataset), max_samples)
+    if dataset in DETECTED_DATASETS:
+        from .face_crops import recognizer_face_crops
+
+        picked = recognizer_face_crops(picked)
+    return picked
 
 
 def load_evaluation_corpus(dataset: str, data_dir):
@@ -495,7 +512,7 @@ def evaluate_model(model_name_or_path, dataset: str, data_dir, split: str = "tes
         raise ValueError(f"{model_name_or_path}: expected a FerImageProcessor, got {type(processor).__name__}")
     model_labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
-    ds = random_subset(load_evaluation_split(dataset, data_dir, split), max_samples)
+    ds = load_evaluation_split(dataset, data_dir, split, max_samples)
     dataset_labels = list(ds.features["label"].names)
     mapping = map_labels(model_labels, dataset_labels, label_mapping)
     names = mapping["evaluated_labels"]
@@ -509,7 +526,11 @@ def evaluate_model(model_name_or_path, dataset: str, data_dir, split: str = "tes
     results = {"model": str(model_name_or_path), "model_type": model.config.model_type, "dataset": dataset,
                "data_dir": str(data_dir), "split": split, "tta": tta, "num_images": int(len(labels)),
                "max_samples": max_samples}
-    results.update(classification_metrics(labels, predictions, names))
+    results.update(classification_metrics(labels, predictions, names, MIN_CLASS_FACES.get(dataset, 1)))
+    if dataset in DETECTED_DATASETS:
+        report = getattr(ds, "face_report", {})
+        results["face_crops"] = {key: report.get(key) for key in ("detector", "settings", "faces_found", "images")}
+        results["face_crops"]["no_face"] = len(report.get("no_face", []))
     results["labels"] = names
     # A class the split has no image of (neutral in CK+) has F1 0 as soon as it is predicted once; the
     # macro-F1 over the classes that have images is given beside the macro-F1 over every evaluated label.
@@ -526,7 +547,7 @@ def evaluate_model(model_name_or_path, dataset: str, data_dir, split: str = "tes
     calibration = {"split": calibration_split, "method": "temperature scaling (Guo et al., 2017): T minimises "
                    "the NLL of softmax(logits / T) on the calibration split", "temperature": None}
     if calibration_split is not None:
-        cal_ds = random_subset(load_evaluation_split(dataset, data_dir, calibration_split), max_samples)
+        cal_ds = load_evaluation_split(dataset, data_dir, calibration_split, max_samples)
         cal_log_probs, cal_labels, _, cal_left_out, _ = _predict_split(
             model, processor, cal_ds, mapping, tta, batch_size, tta_padding, desc=f"decode {calibration_split}")
         temperature = fit_temperature(cal_log_probs, cal_labels)
@@ -585,6 +606,6 @@ def evaluate_model(model_name_or_path, dataset: str, data_dir, split: str = "tes
     return results
 
 
-__all__ = ["CALIBRATION_SPLITS", "EVALUATION_DATASETS", "LABEL_POLICY", "canonical_label_name", "evaluate_model",
+__all__ = ["CALIBRATION_SPLITS", "DETECTED_DATASETS", "EVALUATION_DATASETS", "MIN_CLASS_FACES", "LABEL_POLICY", "canonical_label_name", "evaluate_model",
            "load_evaluation_split", "load_image_folder", "map_labels", "predict_log_probabilities",
            "roc_auc_one_vs_rest"]

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.metrics import split_report
 from ..image_processing_fer import FerImageProcessor
 from ..labels import FER2013_LABELS
 from ..models import build_model, parse_config_overrides
@@ -109,35 +110,6 @@ class MixingSampler:
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["bit_generator"]
-
-
-def balanced_accuracy(labels: np.ndarray, predictions: np.ndarray, num_labels: int,
-                      min_class_faces: int = 1) -> tuple:
-    """(mean recall over the classes with at least ``min_class_faces`` faces, [those class ids])."""
-    classes = [k for k in range(num_labels) if (labels == k).sum() >= min_class_faces]
-    if not classes:
-        return float("nan"), []
-    return float(np.mean([(predictions[labels == k] == k).mean() for k in classes])), classes
-
-
-def split_report(labels: np.ndarray, logits: np.ndarray, num_labels: int, min_class_faces: int = 1) -> dict:
-    """Accuracy, balanced accuracy (over classes with >= ``min_class_faces`` faces), macro-F1, per-class
-    recall and the share of answers per class (a model that answers one class for everything shows here)."""
-    from sklearn.metrics import f1_score
-
-    predictions = logits.argmax(1)
-    balanced, classes = balanced_accuracy(labels, predictions, num_labels, min_class_faces)
-    names = FER2013_LABELS[:num_labels]
-    return {
-        "faces": int(len(labels)),
-        "accuracy": float((predictions == labels).mean()),
-        "balanced_accuracy": balanced,
-        "balanced_over": [names[k] for k in classes],
-        "macro_f1": float(f1_score(labels, predictions, labels=classes, average="macro", zero_division=0)),
-        "recall": {names[k]: (float((predictions[labels == k] == k).mean()) if (labels == k).any() else None)
-                   for k in range(num_labels)},
-        "answer_share": {names[k]: float((predictions == k).mean()) for k in range(num_labels)},
-    }
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

@@ -10,10 +10,13 @@ priors. The biases travel in the model's config (``logit_adjustment``) and are a
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from .multicorpus import balanced_accuracy
+from ..evaluation.metrics import balanced_accuracy
 
 
 def fit_logit_adjustment(logits: np.ndarray, labels: np.ndarray, num_labels: int, min_class_faces: int = 1,
@@ -82,3 +85,98 @@ def cross_fitted_gain(dev: dict, num_labels: int, min_class_faces: dict | None =
               "cross_fitted_mean": float(np.mean(list(crossed.values()))), "bias": pooled.tolist()}
     result["adopt"] = bool(result["cross_fitted_mean"] > result["uncorrected_mean"])
     return result
+
+
+#: The development splits the adoption test fits and scores on (docs/real_photos_rules.md): never a test split.
+DEVELOPMENT_SPLITS = (("muxspace", "validation"), ("tfeid", "validation"))
+
+
+def development_log_probabilities(model_name_or_path, data_root, splits=DEVELOPMENT_SPLITS,
+                                  batch_size: int = 256) -> dict:
+    """{``corpus/split``: (log-probabilities float64 (N, num_labels) of the model without any logit adjustment,
+    labels int64 (N,))} on real-photo development splits, each photo cropped by the recognizer
+    (`fer_hf.evaluation.report.load_evaluation_split`). Log-probabilities differ from logits by one constant per
+    face, which changes neither the argmax nor the fitted biases.
+
+    Raises:
+        ValueError: for a ``test`` split (a prior correction is never fitted on a test split) or a model whose
+            label set is not FER2013's 7 classes in FER2013 order.
+    """
+    from transformers import AutoImageProcessor
+
+    from ..data.common import dataset_to_uint8
+    from ..evaluation.report import load_evaluation_split, predict_log_probabilities
+    from ..labels import FER2013_LABELS
+    from ..models import load_fer_model
+
+    for corpus, split in splits:
+        if split == "test":
+            raise ValueError(f"{corpus}/{split}: a prior correction is fitted on development splits only, never "
+                             "on a test split")
+    model = load_fer_model(model_name_or_path)
+    labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if labels != list(FER2013_LABELS):
+        raise ValueError(f"prior correction expects the FER2013 label order {FER2013_LABELS}; the model has {labels}")
+    if getattr(model.config, "logit_adjustment", None) is not None:
+        model.config.logit_adjustment = None  # fit against the plain model
+    processor = AutoImageProcessor.from_pretrained(str(model_name_or_path), trust_remote_code=False)
+    out = {}
+    for corpus, split in splits:
+        ds = load_evaluation_split(corpus, Path(data_root) / corpus, split)
+        images, targets = dataset_to_uint8(ds, processor, desc=f"decode {corpus}/{split}")
+        out[f"{corpus}/{split}"] = (predict_log_probabilities(model, processor, images, batch_size=batch_size),
+                                    targets.numpy())
+    return out
+
+
+def main(argv=None) -> dict:
+    """``python -m fer_hf.training.prior_correction --model DIR --data ../shared/data [--output_dir DIR]``: the
+    adoption test of docs/real_photos_rules.md on the muxspace and tfeid validation people. Writes
+    ``prior_correction.json`` (the cross-fitted and uncorrected balanced accuracies, the pooled biases, whether
+    they are adopted, the command) into ``--output_dir`` (default: the model folder); with ``--apply`` and an
+    adopted correction, also the model with ``config.logit_adjustment`` set, into ``--output_dir``."""
+    import argparse
+    import shlex
+    import sys
+
+    from ..labels import FER2013_LABELS
+    from .multicorpus import MIN_CLASS_FACES
+
+    parser = argparse.ArgumentParser(prog="python -m fer_hf.training.prior_correction", description=main.__doc__)
+    parser.add_argument("--model", required=True, help="A fer_hf model folder with FER2013's 7 labels.")
+    parser.add_argument("--data", default="../shared/data", help="The shared data folder (muxspace/, tfeid/).")
+    parser.add_argument("--output_dir", default=None, help="Where the report (and with --apply the model) go.")
+    parser.add_argument("--apply", action="store_true",
+                        help="Save the model with the pooled biases in its config if the test adopts them.")
+    args = parser.parse_args(argv)
+    command = "python -m fer_hf.training.prior_correction " + " ".join(shlex.quote(a) for a in
+                                                                        (sys.argv[1:] if argv is None else argv))
+    dev = development_log_probabilities(args.model, args.data)
+    minimum = {name: (MIN_CLASS_FACES if name.startswith("muxspace") else 1) for name in dev}
+    result = cross_fitted_gain(dev, len(FER2013_LABELS), minimum)
+    result.update({"model": str(args.model), "splits": list(dev), "min_class_faces": minimum,
+                   "labels": list(FER2013_LABELS), "command": command,
+                   "rule": "docs/real_photos_rules.md: adopted only if the cross-fitted mean balanced accuracy "
+                           "beats the uncorrected one"})
+    output = Path(args.output_dir or args.model)
+    output.mkdir(parents=True, exist_ok=True)
+    if args.apply and result["adopt"]:
+        from transformers import AutoImageProcessor
+
+        from ..models import load_fer_model
+
+        model = load_fer_model(args.model)
+        if not hasattr(model.config, "logit_adjustment"):
+            raise ValueError(f"{model.config.model_type} has no logit_adjustment in its config")
+        model.config.logit_adjustment = [float(v) for v in result["bias"]]
+        model.save_pretrained(output)
+        AutoImageProcessor.from_pretrained(str(args.model)).save_pretrained(output)
+        result["applied_to"] = str(output)
+    (output / "prior_correction.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps({k: result[k] for k in ("uncorrected", "cross_fitted", "uncorrected_mean", "cross_fitted_mean",
+                                             "adopt", "bias")}, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()
