@@ -3,6 +3,11 @@
 
     python benchmarks/live_path.py [--model fer-vgg-fer2013] [--frames 100] [--note "..."]
     python benchmarks/live_path.py --model fer-ensemble --backends torch --skip_image_tab
+    python benchmarks/live_path.py --model fer-vgg-44-distilled-ft fer-mobilenet-real --backends torch \
+        --threads 1 --detectors blazeface-full --skip_image_tab   # side by side, the webcam tab's defaults
+
+Several ``--model`` names are measured one after the other in the same run (same machine, same load), so that
+their figures can be compared.
 
 The results hold the newest run of each model: a run replaces its model's section and keeps the others.
 
@@ -71,7 +76,9 @@ def image_tab_end_to_end(photo: Path, repeats: int, model: str) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=None, help="Released name or folder (default: the default model).")
+    parser.add_argument("--model", nargs="+", default=[None],
+                        help="Released names or folders, measured one after the other (default: the default model).")
+    parser.add_argument("--detectors", nargs="+", default=list(DETECTORS), choices=list(DETECTORS))
     parser.add_argument("--samples", default=str(DATA / "samples"))
     parser.add_argument("--frames", type=int, default=100, help="Frames timed per live-path setting.")
     parser.add_argument("--repeats", type=int, default=20, help="Repeats per photo setting.")
@@ -83,30 +90,36 @@ def main():
     parser.add_argument("--markdown", default=str(result_path("live_path")), help="The tables' file.")
     parser.add_argument("--skip_image_tab", action="store_true", help="Leave out section 3 (the app's Image tab).")
     args = parser.parse_args()
-    model = args.model or DEFAULT_MODEL_NAME
+    for name in args.model:
+        measure_model(name, args)
+
+
+def measure_model(name, args) -> None:
+    """Sections 1-3 for one model (``name`` None: the default), written into the results files."""
+    model = name or DEFAULT_MODEL_NAME
     samples = Path(args.samples)
     frame = letterboxed_frame(samples / "surprised.jpeg")
     group = Image.open(samples / "group.jpeg").convert("RGB")
     results = {"live": [], "group_photo": [], "image_tab": {}}
     started = time.time()
     for backend in args.backends:
-        recognizer = FaceExpressionRecognizer.from_pretrained(args.model, backend=backend)
+        recognizer = FaceExpressionRecognizer.from_pretrained(name, backend=backend)
         for threads in args.threads:
             torch.set_num_threads(threads)
             if backend == "onnx":
-                recognizer = FaceExpressionRecognizer.from_pretrained(args.model, backend="onnx", onnx_threads=threads)
-            for detector in DETECTORS:
+                recognizer = FaceExpressionRecognizer.from_pretrained(name, backend="onnx", onnx_threads=threads)
+            for detector in args.detectors:
                 recognizer.set_options(detector=detector)
                 for every in (1, 3):
                     r = measure_live_path(recognizer, frame, frames=args.frames, detect_every=every)
                     row = {"backend": backend, "threads": threads, "detector": detector, "detect_every": every, **r}
                     results["live"].append(row)
-                    print("live", row, flush=True)
+                    print(model, "live", row, flush=True)
                 faces = recognizer.predict(group)
                 r = timed(lambda: recognizer.predict(group), args.repeats)
                 row = {"backend": backend, "threads": threads, "detector": detector, "faces": len(faces), **r}
                 results["group_photo"].append(row)
-                print("group", row, flush=True)
+                print(model, "group", row, flush=True)
     torch.set_num_threads(max(args.threads))
     from fer_hf.app.handlers import analyze_image
 
@@ -123,7 +136,8 @@ def main():
     runs = update_keyed(args.output, model, {**meta, **results})
     write_text(args.markdown, "\n".join(["# Live path and photo latency", "",
                                          "The newest run of each model (`--model NAME` replaces that model's section; "
-                                         "earlier runs are in git history).", ""]
+                                         "earlier runs are in git history; models named in one command were measured "
+                                         "side by side).", ""]
                                         + [line for run in runs.values() for line in markdown_section(run)]))
 
 

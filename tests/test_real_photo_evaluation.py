@@ -62,3 +62,66 @@ def test_evaluate_reports_balanced_accuracy_over_classes_with_enough_faces_and_a
     shares = matrix.sum(0) / matrix.sum()
     assert [report["answer_share"][n] for n in report["labels"]] == pytest.approx(shares.tolist())
     assert (tmp_path / "out" / "metrics.json").is_file()
+
+
+def test_prior_correction_is_never_fitted_on_a_test_split():
+    from fer_hf.training.prior_correction import development_log_probabilities
+
+    with pytest.raises(ValueError, match="never on a test split"):
+        development_log_probabilities(REPO / "model_cards" / "fer-vgg-44-distilled-ft", DATA,
+                                      splits=(("tfeid", "validation"), ("tfeid", "test")))
+
+
+def test_prior_correction_lowers_the_answer_share_a_model_over_predicts(tmp_path, monkeypatch):
+    """On real tfeid validation faces the FER2013 default over-answers one class; biases fitted there (logit
+    adjustment) are negative for that class and lower its share of answers, and the cross-fitted adoption
+    test scores each split with biases fitted on the other only."""
+    from fer_hf.evaluation.metrics import answer_share, balanced_accuracy
+    from fer_hf.training.prior_correction import (cross_fitted_gain, development_log_probabilities,
+                                                  fit_logit_adjustment)
+
+    monkeypatch.setenv("FER_HF_CACHE", str(tmp_path))
+    model = REPO / "model_cards" / "fer-vgg-44-distilled-ft"
+    dev = development_log_probabilities(model, DATA, splits=(("tfeid", "validation"),))
+    log_probs, labels = dev["tfeid/validation"]
+    assert log_probs.shape == (len(labels), 7) and len(labels) > 150
+    before = answer_share(log_probs.argmax(1), 7)
+    true_share = np.bincount(labels, minlength=7) / len(labels)
+    worst = int(np.argmax(before - true_share))  # the most over-answered class
+    bias = fit_logit_adjustment(log_probs, labels, 7)
+    assert bias[worst] < 0 and abs(float(bias.mean())) < 1e-5
+    after = answer_share((log_probs + bias).argmax(1), 7)
+    assert after[worst] < before[worst]
+    # two halves of the faces (alternate rows): each is scored with the biases fitted on the other
+    performers = np.arange(len(labels)) % 2 == 0
+    halves = {"a": (log_probs[performers], labels[performers]), "b": (log_probs[~performers], labels[~performers])}
+    result = cross_fitted_gain(halves, 7)
+    fitted_on_a = fit_logit_adjustment(*halves["a"], 7)
+    expected_b = balanced_accuracy(halves["b"][1], (halves["b"][0] + fitted_on_a).argmax(1), 7)[0]
+    assert result["cross_fitted"]["b"] == pytest.approx(expected_b)
+    assert result["adopt"] == (result["cross_fitted_mean"] > result["uncorrected_mean"])
+
+
+def test_logit_adjustment_travels_in_the_config_and_is_added_in_forward(tmp_path):
+    import torch
+    from PIL import Image
+    from transformers import AutoModelForImageClassification
+
+    from fer_hf.image_processing_fer import FerImageProcessor
+    from fer_hf.models import build_model
+
+    from conftest import CKPLUS
+
+    model = build_model("fer_mobilenet", None, {"image_size": 64, "width_mult": 0.35}).eval()
+    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": 64, "width": 64})
+    faces = [Image.open(p) for p in sorted((CKPLUS / "happy").glob("*.png"))[:4]]
+    pixel_values = processor(faces, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        plain = model(pixel_values=pixel_values).logits
+    bias = [0.5, -0.25, 0.0, 1.0, -1.0, 0.25, -0.5]
+    model.config.logit_adjustment = bias
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.logit_adjustment == bias
+    with torch.no_grad():
+        assert torch.allclose(loaded(pixel_values=pixel_values).logits, plain + torch.tensor(bias), atol=1e-5)

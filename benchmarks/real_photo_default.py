@@ -1,0 +1,118 @@
+#!/usr/bin/env python
+"""Apply the default-model rule of docs/real_photos_rules.md (written before the runs) to candidate models.
+
+    python benchmarks/real_photo_default.py --models fer-vgg-44-distilled-ft runs/real/mobilenet-112-mix1/best ...
+
+For each candidate (a released name or a model folder), on the real-photo development splits only (muxspace
+validation people, tfeid validation performers; each photo cropped by the recognizer):
+- the score: the mean of the two balanced accuracies (muxspace over the classes with >= 25 faces in the split);
+- gate (b): recall >= 0.20 on every class with >= 20 faces in the two splits pooled;
+- gate (a): webcam path >= 30 frames/s at the webcam tab's defaults (blazeface-full, detection every 3rd frame,
+  torch, 1 thread), read from benchmarks/results/live_path.json, where the candidates must have been measured
+  side by side in one run (`benchmarks/live_path.py --model A B ...`); a candidate without a measurement fails.
+The chosen default is the best score among the candidates that pass both gates. Writes
+``benchmarks/results/real_photo_default.md`` and ``.json``. No test split is read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import DATA, REPO, command_line, machine, result_path, write_json, write_text
+
+DEV_SPLITS = {"muxspace/validation": 25, "tfeid/validation": 1}  # split -> fewest faces for a class to count
+MIN_POOLED_FACES, MIN_RECALL, MIN_FPS = 20, 0.20, 30.0
+WEBCAM = {"backend": "torch", "threads": 1, "detector": "blazeface-full", "detect_every": 3}
+
+
+def model_path(name: str) -> str:
+    folder = REPO / "model_cards" / name
+    return str(folder) if folder.is_dir() else name
+
+
+def webcam_fps(live: dict, name: str):
+    """(frames/s at the webcam tab's defaults, the run's command) of a model in live_path.json, or (None, None)."""
+    run = live.get(name) or live.get(model_path(name))
+    if run is None:
+        return None, None
+    for row in run["live"]:
+        if all(row[key] == value for key, value in WEBCAM.items()):
+            return row["frames_per_second"], f"{run['command']} ({run['date']})"
+    return None, f"{run['command']} ({run['date']})"
+
+
+def judge(name: str, data: Path, live: dict) -> dict:
+    from fer_hf.evaluation.report import evaluate_model
+
+    splits, pooled = {}, {}
+    for key, minimum in DEV_SPLITS.items():
+        corpus, split = key.split("/")
+        report = evaluate_model(model_path(name), corpus, str(data / corpus), split=split, calibration_split="none")
+        per_class = report["per_class"]
+        over = [label for label, m in per_class.items() if m["support"] >= minimum]
+        splits[key] = {"balanced_accuracy": sum(per_class[label]["recall"] for label in over) / len(over),
+                       "balanced_over": over, "accuracy": report["accuracy"], "answer_share": report["answer_share"]}
+        for label, m in per_class.items():
+            hits, faces = pooled.get(label, (0, 0))
+            pooled[label] = (hits + m["recall"] * m["support"], faces + m["support"])
+    recall = {label: hits / faces for label, (hits, faces) in pooled.items() if faces >= MIN_POOLED_FACES}
+    fps, measured = webcam_fps(live, name)
+    return {"score": sum(s["balanced_accuracy"] for s in splits.values()) / len(splits), "splits": splits,
+            "pooled_recall": recall, "pooled_faces": {label: int(f) for label, (_, f) in pooled.items()},
+            "recall_gate": all(r >= MIN_RECALL for r in recall.values()), "webcam_fps": fps,
+            "webcam_measured": measured, "speed_gate": fps is not None and fps >= MIN_FPS}
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", required=True, help="Released names or model folders.")
+    parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--live_path", default=str(result_path("live_path", ".json")))
+    args = parser.parse_args(argv)
+    live = json.loads(Path(args.live_path).read_text()) if Path(args.live_path).is_file() else {}
+    live = live.get("runs", live)
+    started = time.time()
+    candidates = {name: judge(name, Path(args.data), live) for name in args.models}
+    passing = [name for name, c in candidates.items() if c["recall_gate"] and c["speed_gate"]]
+    chosen = max(passing, key=lambda name: candidates[name]["score"]) if passing else None
+    result = {"command": command_line("real_photo_default", argv), "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                                          time.gmtime()),
+              "machine": machine(), "run_time_s": round(time.time() - started, 1), "rule": "docs/real_photos_rules.md",
+              "candidates": candidates, "chosen": chosen}
+    write_json(result_path("real_photo_default", ".json"), result)
+    lines = ["| candidate | mean balanced accuracy | muxspace val | tfeid val | lowest pooled recall | "
+             "webcam frames/s (1 thread) | gates passed |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, c in sorted(candidates.items(), key=lambda item: -item[1]["score"]):
+        low = min(c["pooled_recall"], key=c["pooled_recall"].get)
+        fps = "not measured" if c["webcam_fps"] is None else f"{c['webcam_fps']:.1f}"
+        gates = ", ".join(g for g, ok in (("recall", c["recall_gate"]), ("speed", c["speed_gate"])) if ok) or "none"
+        lines.append(f"| `{name}` | {c['score'] * 100:.1f}% | {c['splits']['muxspace/validation']['balanced_accuracy'] * 100:.1f}% | "
+                     f"{c['splits']['tfeid/validation']['balanced_accuracy'] * 100:.1f}% | {low} {c['pooled_recall'][low]:.2f} | "
+                     f"{fps} | {gates} |")
+    write_text(result_path("real_photo_default"), f"""# The default model, chosen on real photos
+
+Rule (docs/real_photos_rules.md, written before the runs): the best mean balanced accuracy over muxspace
+validation people (classes with >= 25 faces) and tfeid validation performers, among the candidates with recall
+>= {MIN_RECALL:.2f} on every class with >= {MIN_POOLED_FACES} faces in the two splits pooled, and >= {MIN_FPS:.0f}
+frames/s on the webcam path at the tab's defaults (BlazeFace full-range, detection every 3rd frame, torch, one
+thread; from `benchmarks/results/live_path.json`, where the candidates were measured side by side). Photos go
+through the recognizer's detection, framing and alignment. No test split is read here.
+
+{chr(10).join(lines)}
+
+**Chosen: {f'`{chosen}`' if chosen else 'none of the candidates passes both gates'}**
+
+Command: `{result['command']}`  
+Date: {result['date']}  
+Machine: {json.dumps(result['machine'])}
+""")
+    print(json.dumps({name: {k: c[k] for k in ("score", "recall_gate", "speed_gate", "webcam_fps")}
+                      for name, c in candidates.items()}, indent=1), "\nchosen:", chosen)
+    return result
+
+
+if __name__ == "__main__":
+    main()
