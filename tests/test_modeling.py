@@ -1,5 +1,6 @@
 import zipfile
 import io
+import json
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_save_load_round_trip_through_auto_classes(tmp_path):
 
 def test_default_model_is_accurate_on_real_private_test_faces():
     """The released default model on 700 real PrivateTest images (every 5th): well above chance (14%)
-    and near its full PrivateTest accuracy in the model card."""
+    and near its full PrivateTest accuracy in its eval_results.json (700 faces: a standard error of ~1.9 points)."""
     model = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
     processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
     with zipfile.ZipFile(FER2013_ZIP) as archive:
@@ -65,7 +66,8 @@ def test_default_model_is_accurate_on_real_private_test_faces():
     with torch.no_grad():
         predictions = model(**processor(images, return_tensors="pt")).logits.argmax(-1).numpy()
     accuracy = (predictions == labels).mean()
-    assert accuracy > 0.62, accuracy
+    released = json.loads((DEFAULT_MODEL_DIR / "eval_results.json").read_text())["test"]["accuracy"]
+    assert accuracy > 0.4 and abs(accuracy - released) < 0.06, (accuracy, released)
 
 
 def test_pipeline_with_fer_hf_installed():

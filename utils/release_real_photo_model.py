@@ -86,8 +86,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--prior_correction", default=None,
                         help="prior_correction.json of `python -m fer_hf.training.prior_correction`: its pooled "
                              "biases are applied when its adoption test passed.")
-    parser.add_argument("--trained_on", required=True, help="Where the model was trained (for the card).")
+    parser.add_argument("--trained_on", required=True,
+                        help="Where the model was trained, for the card (e.g. \"2-core AMD EPYC CPU, no GPU\").")
     parser.add_argument("--reports_dir", default="runs/release")
+    parser.add_argument("--reuse_reports", action="store_true",
+                        help="Read each split's metrics.json from --reports_dir where an earlier run of this command "
+                             "on the same model wrote it, instead of measuring again.")
     args = parser.parse_args(argv)
     command = "python utils/release_real_photo_model.py " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
@@ -104,9 +108,13 @@ def main(argv=None) -> dict:
 
     splits = {}
     for key, (corpus, path, split, title, _) in SPLITS.items():
-        report = evaluate_model(str(out), corpus, str(Path(args.data) / path), split=split, calibration_split="none",
-                                output_dir=str(Path(args.reports_dir) / args.name / key.replace("/", "-")),
-                                command=command)
+        folder = Path(args.reports_dir) / args.name / key.replace("/", "-")
+        if args.reuse_reports and (folder / "metrics.json").is_file():
+            report = json.loads((folder / "metrics.json").read_text())
+            command = report["command"]
+        else:
+            report = evaluate_model(str(out), corpus, str(Path(args.data) / path), split=split,
+                                    calibration_split="none", output_dir=str(folder), command=command)
         splits[key] = summary(report)
         print(key, f"balanced {report['balanced_accuracy']:.4f}, accuracy {report['accuracy']:.4f}", flush=True)
     log = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
@@ -191,7 +199,7 @@ input, {parameters / 1e6:.2f}M parameters) **initialised from torchvision's Imag
 (`{config.backbone_weights}`, see the weights' terms below) and trained with fer_hf on a mix of corpora:
 FER2013 (with FER+ vote distributions as soft labels), muxspace (news photos and film stills), tfeid (posed,
 colour), SFEW 2.0 Train, CK+48 and JAFFE. Grayscale faces are fed as three equal channels. Trained on
-{results['trained_on']} (no GPU). It classifies a cropped face into 7 expressions: angry, disgust, fear,
+{results['trained_on']}. It classifies a cropped face into 7 expressions: angry, disgust, fear,
 happy, sad, surprise, neutral; `fer_hf.FaceExpressionRecognizer` finds and crops the faces first, and this
 model was trained on faces framed exactly as the recognizer frames them.
 
@@ -201,8 +209,8 @@ Checkpoint: epoch {results['best_epoch']} of {results['epochs_trained']}, chosen
 three development splits (docs/real_photos_rules.md, written before the runs). The other splits were not used
 to choose anything. muxspace and tfeid are split by person (nobody in a test split is in training); their
 photos go through the recognizer's MTCNN detection, framing and alignment. Balanced accuracy is the mean
-per-class recall over the classes of the split (on muxspace test over the classes with at least 50 faces, the
-number in brackets), no TTA. FER2013 **PrivateTest accuracy: {fer_test['accuracy'] * 100:.2f}%**.
+per-class recall over the classes of the split (on muxspace over the classes with at least 50 test or 25
+validation faces; the number of classes counted is in brackets), no TTA. FER2013 **PrivateTest accuracy: {fer_test['accuracy'] * 100:.2f}%**.
 
 {results_table(splits)}
 
@@ -220,7 +228,8 @@ ROC) are written by `fer-hf evaluate`. Trained by `{results['training_command']}
 ## Training
 
 - Mix weights: {mix}; expected share of drawn faces per corpus: {shares}; classes drawn equally
-  ({settings['sample_by']}: `--sample_by {settings['sample_by']}`), {results['epochs_trained']} epochs.
+  (by {"the FER2013 / corpus label" if settings.get("sample_by", "label") == "label" else "the target's majority class"}:
+  `--sample_by {settings.get("sample_by", "label")}`), {results['epochs_trained']} epochs.
 - Augmentation for the gap between corpora and real photos: random framing (scale, aspect, offset), rotation,
   flip, colour jitter, random grayscale, blur, downscale-upscale, JPEG quality, random erasing
   (`mix_settings.json` has every value).
