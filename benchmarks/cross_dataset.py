@@ -57,7 +57,15 @@ def load_table(path) -> dict:
     return table
 
 
+def training_corpora(model_dir) -> set:
+    """The corpora a multi-corpus model trained on (the ``mix`` of its ``mix_settings.json``; empty otherwise)."""
+    settings = Path(model_dir) / "mix_settings.json"
+    return set(json.loads(settings.read_text())["mix"]) if settings.is_file() else set()
+
+
 def _cell_text(cell: dict, what: str) -> str:
+    if "not_scored" in cell:
+        return cell["not_scored"]
     if what == "balanced":
         if cell.get("balanced_accuracy") is None:
             return "not measured"
@@ -100,7 +108,8 @@ model's classes that a corpus lacks are removed from its argmax; counts in `cros
 report). Where a model was trained on a corpus, its column is that corpus's own test protocol; elsewhere it is
 cross-dataset. muxspace and tfeid are split by person (`fer_hf.data.protocols.identity_disjoint_splits`);
 their photos go through the recognizer's face detection, framing and alignment (MTCNN), so a face the
-detector misses is scored on the photo's centred square.
+detector misses is scored on the photo's centred square. A multi-corpus model is not scored on CK+ and JAFFE,
+which it trained on whole ("trained on all of it").
 
 ## Balanced accuracy (macro-F1)
 
@@ -147,8 +156,13 @@ def main(argv=None) -> dict:
     table = {model: row for model, row in load_table(args.json).items() if model in released}
     today = datetime.date.today().isoformat()
     for model in args.models or released:
+        trained_on = training_corpora(REPO / "model_cards" / model)
         for column in args.corpora or CORPORA:
             dataset, path, split = CORPORA[column]
+            if dataset in trained_on and split == "train":  # CK+ and JAFFE: every image was training data
+                table.setdefault(model, {})[column] = {"not_scored": "trained on all of it", "command": command,
+                                                       "date": today}
+                continue
             out = Path(args.reports_dir) / model / dataset
             report = evaluate_model(str(REPO / "model_cards" / model), dataset, str(Path(args.data) / path),
                                     split=split, output_dir=str(out), calibration_split="none", command=command)
