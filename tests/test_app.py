@@ -179,10 +179,12 @@ def test_a_typed_model_that_is_not_fer_hf_gets_a_clear_message(server, tmp_path)
 
     from gradio_client import Client, handle_file
 
-    from fer_hf.models.hub import DEFAULT_MODEL_DIR
+    from fer_hf.models.hub import MODEL_CARDS_DIR
+
+    from conftest import FER2013_MODEL
 
     folder = tmp_path / "other_model"
-    shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    shutil.copytree(MODEL_CARDS_DIR / FER2013_MODEL, folder)  # a fer_vgg folder: its code files are named so
     marker = tmp_path / "code_ran"
     (folder / "modeling_fer_vgg.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n"
                                                 + (folder / "modeling_fer_vgg.py").read_text())
@@ -266,7 +268,7 @@ def test_webcam_stream_in_headless_chromium(server, tmp_path):
         assert page.locator("img[src*='/gradio_api/file=']").count() >= 1
 
 
-def test_ensemble_members_shown_beside_the_ensemble(tmp_path, default_recognizer):
+def test_ensemble_members_shown_beside_the_ensemble(tmp_path, fer2013_recognizer):
     """A typed ensemble folder: the Image tab's summary lists each face's ensemble prediction and every
     member's own, and a member's column is that member's prediction alone."""
     import copy
@@ -275,22 +277,22 @@ def test_ensemble_members_shown_beside_the_ensemble(tmp_path, default_recognizer
 
     from fer_hf.models.ensemble import FerEnsembleForImageClassification
 
-    base = default_recognizer.model
+    base = fer2013_recognizer.model
     other = copy.deepcopy(base)
     with torch.no_grad():  # a second member that disagrees: its classifier favours "surprise"
         last = [m for m in other.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.bias[5] += 20.0
     ensemble = FerEnsembleForImageClassification.from_members(
-        [base, other], [default_recognizer.image_processor] * 2, names=["released", "surprised"],
+        [base, other], [fer2013_recognizer.image_processor] * 2, names=["released", "surprised"],
         member_weights=[0.7, 0.3])
     folder = tmp_path / "ensemble"
     ensemble.save_pretrained(folder)
-    default_recognizer.image_processor.save_pretrained(folder)
+    fer2013_recognizer.image_processor.save_pretrained(folder)
     photo = SAMPLES / "group.jpeg"
     summary = analyze_image(photo, model=str(folder), detector="mtcnn").summary
     assert "| face | ensemble | released (weight 0.70) | surprised (weight 0.30) |" in summary
-    default_recognizer.set_options(detector="mtcnn", min_face_size=20)
-    alone = default_recognizer.predict(photo)
+    fer2013_recognizer.set_options(detector="mtcnn", min_face_size=20)
+    alone = fer2013_recognizer.predict(photo)
     rows = [line for line in summary.splitlines() if re.match(r"\| \d+ \|", line)]
     assert len(rows) == len(alone) == 4
     for row, face in zip(rows, alone):

@@ -67,9 +67,9 @@ def test_every_family_gives_non_constant_maps_at_input_resolution(model_type, pr
     np.testing.assert_allclose(grad_cam(model, pixel_values, predicted), maps, atol=1e-5)
 
 
-def test_released_model_maps_and_class_specificity(default_recognizer, group_crops):
-    model = default_recognizer.model
-    pixel_values = default_recognizer.image_processor(group_crops, return_tensors="pt")["pixel_values"]
+def test_released_model_maps_and_class_specificity(fer2013_recognizer, group_crops):
+    model = fer2013_recognizer.model
+    pixel_values = fer2013_recognizer.image_processor(group_crops, return_tensors="pt")["pixel_values"]
     model.train()  # the caller's mode is restored, and the maps are eval-mode maps even under no_grad
     try:
         with torch.no_grad():
@@ -87,7 +87,7 @@ def test_released_model_maps_and_class_specificity(default_recognizer, group_cro
     assert (differences > 0.1).all(), differences
 
 
-def test_happy_evidence_lies_low_in_happy_faces(default_recognizer):
+def test_happy_evidence_lies_low_in_happy_faces(fer2013_recognizer):
     """FER2013 PrivateTest happy faces (the first 60 by name) that the released model calls happy: the
     Grad-CAM of 'happy' has more than half of its mass in the lower (mouth) half of the face, and more
     than the map of 'surprise' (eyebrows, eyes and an open mouth) on the same faces. Measured: 56 faces,
@@ -95,8 +95,8 @@ def test_happy_evidence_lies_low_in_happy_faces(default_recognizer):
     with zipfile.ZipFile(FER2013_ZIP) as archive:
         names = sorted(n for n in archive.namelist() if n.startswith("test/happy/PrivateTest_"))[:60]
         faces = [Image.open(io.BytesIO(archive.read(n))) for n in names]
-    model, labels = default_recognizer.model, default_recognizer.id2label
-    pixel_values = default_recognizer.image_processor(faces, return_tensors="pt")["pixel_values"]
+    model, labels = fer2013_recognizer.model, fer2013_recognizer.id2label
+    pixel_values = fer2013_recognizer.image_processor(faces, return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         happy_faces = pixel_values[model(pixel_values=pixel_values).logits.argmax(-1) == 3]
     assert labels[3] == "happy" and labels[5] == "surprise" and len(happy_faces) >= 50
@@ -164,7 +164,7 @@ def test_target_layers_are_the_last_feature_maps():
     assert shapes["fer_mobilenet"] == [(1280, 2, 2)]
 
 
-def test_unknown_models_and_bad_arguments_are_refused(default_recognizer, group_crops):
+def test_unknown_models_and_bad_arguments_are_refused(fer2013_recognizer, group_crops):
     from transformers import ResNetConfig, ResNetForImageClassification
 
     other = ResNetForImageClassification(ResNetConfig(embedding_size=8, hidden_sizes=[8, 8], depths=[1, 1],
@@ -173,8 +173,8 @@ def test_unknown_models_and_bad_arguments_are_refused(default_recognizer, group_
         grad_cam_target_layers(other)
     with pytest.raises(ValueError, match="no target layer"):
         grad_cam(other, torch.zeros(1, 3, 48, 48))
-    model = default_recognizer.model
-    pixel_values = default_recognizer.image_processor(group_crops, return_tensors="pt")["pixel_values"]
+    model = fer2013_recognizer.model
+    pixel_values = fer2013_recognizer.image_processor(group_crops, return_tensors="pt")["pixel_values"]
     with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
         grad_cam(model, pixel_values[0])
     with pytest.raises(ValueError, match="outside 0..6"):
@@ -183,10 +183,10 @@ def test_unknown_models_and_bad_arguments_are_refused(default_recognizer, group_
         grad_cam(model, pixel_values, [0, 1])
     assert grad_cam(model, pixel_values[:0]).shape == (0, 48, 48)
     with pytest.raises(ValueError, match="unknown class name"):
-        explain_faces(default_recognizer, SAMPLES / "group.jpeg", "joy")
+        explain_faces(fer2013_recognizer, SAMPLES / "group.jpeg", "joy")
     with pytest.raises(ValueError, match="2 class names for 4 faces"):
-        explain_faces(default_recognizer, SAMPLES / "group.jpeg", ["happy", "sad"])
-    assert explain_faces(default_recognizer, Image.new("RGB", (200, 160), "white")) == []
+        explain_faces(fer2013_recognizer, SAMPLES / "group.jpeg", ["happy", "sad"])
+    assert explain_faces(fer2013_recognizer, Image.new("RGB", (200, 160), "white")) == []
 
 
 def test_explain_faces_on_the_group_photo(default_recognizer, group_explained):

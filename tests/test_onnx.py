@@ -15,12 +15,12 @@ from fer_hf.models import FerEnsembleForImageClassification, build_model
 from fer_hf.inference.onnx import OnnxImageClassifier, cached_onnx_export, export_onnx
 from fer_hf.models.hub import MODEL_CARDS_DIR
 
-from conftest import SAMPLES
+from conftest import FER2013_MODEL, SAMPLES
 
 TOLERANCE = 1e-4  # the issue's parity bar on probabilities
 #: The model the exporter's bars were measured on (benchmarks/results/onnx_benchmark.md): the FER2013 VGG
 #: that was the default when the ONNX backend was built. The default model gets its own parity test below.
-ONNX_MODEL = "fer-vgg-44-distilled-ft"
+ONNX_MODEL = FER2013_MODEL
 
 
 def randomize(model, seed: int, faces):
@@ -150,21 +150,16 @@ def vgg_exports(tmp_path_factory, fer2013):
 
 
 @pytest.fixture(scope="module")
-def vgg_recognizer():
-    return FaceExpressionRecognizer.from_pretrained(ONNX_MODEL)
-
-
-@pytest.fixture(scope="module")
-def private_test_500(fer2013, vgg_recognizer):
+def private_test_500(fer2013, fer2013_recognizer):
     """500 real PrivateTest faces (fixed random subset, seed 0) as the default model's pixel_values + labels."""
-    processor = vgg_recognizer.image_processor
+    processor = fer2013_recognizer.image_processor
     images, labels = dataset_to_uint8(fer2013["test"].shuffle(seed=0).select(range(500)), processor)
     return processor.rescale_and_normalize(images), labels.numpy()
 
 
-def test_fp32_parity_on_500_real_faces(vgg_exports, private_test_500, vgg_recognizer):
+def test_fp32_parity_on_500_real_faces(vgg_exports, private_test_500, fer2013_recognizer):
     pixel_values, _ = private_test_500
-    reference = torch_probabilities(vgg_recognizer.model, pixel_values)
+    reference = torch_probabilities(fer2013_recognizer.model, pixel_values)
     classifier = OnnxImageClassifier(vgg_exports[0])
     probabilities = np.concatenate([onnx_probabilities(classifier, pixel_values[i:i + 64]) for i in range(0, 500, 64)])
     assert np.abs(probabilities - reference).max() <= TOLERANCE
@@ -216,35 +211,35 @@ def test_cli_export_onnx_errors(tmp_path, capsys):
     assert not (tmp_path / "out.onnx").exists()
 
 
-def test_recognizer_onnx_backend_matches_torch_on_group_photo(vgg_recognizer, vgg_exports, tmp_path):
+def test_recognizer_onnx_backend_matches_torch_on_group_photo(fer2013_recognizer, vgg_exports, tmp_path):
     cache = tmp_path / "cache"
     recognizer = FaceExpressionRecognizer.from_pretrained(ONNX_MODEL, backend="onnx", onnx_cache_dir=cache)
-    assert recognizer.backend == "onnx" and vgg_recognizer.backend == "torch"
+    assert recognizer.backend == "onnx" and fer2013_recognizer.backend == "torch"
     exported = list(cache.rglob("model.onnx"))
     assert len(exported) == 1 and exported[0] == cached_onnx_export(ONNX_MODEL, cache_dir=cache)  # cached, not redone
     mtime = exported[0].stat().st_mtime_ns
-    faces_torch = vgg_recognizer.predict(SAMPLES / "group.jpeg")
+    faces_torch = fer2013_recognizer.predict(SAMPLES / "group.jpeg")
     faces_onnx = recognizer.predict(SAMPLES / "group.jpeg")
     assert len(faces_onnx) == len(faces_torch) >= 4
     for a, b in zip(faces_onnx, faces_torch):
         assert a["box"] == b["box"] and a["top_emotion"] == b["top_emotion"]
         # emotions are rounded to 4 decimals: 1e-4 apart at most, plus one rounding step
         assert max(abs(a["emotions"][k] - b["emotions"][k]) for k in a["emotions"]) <= 2e-4
-    _, _, crops = vgg_recognizer.crop_faces(SAMPLES / "group.jpeg")
-    assert np.abs(recognizer.classify_faces(crops) - vgg_recognizer.classify_faces(crops)).max() <= TOLERANCE
+    _, _, crops = fer2013_recognizer.crop_faces(SAMPLES / "group.jpeg")
+    assert np.abs(recognizer.classify_faces(crops) - fer2013_recognizer.classify_faces(crops)).max() <= TOLERANCE
     recognizer.tta = "flip"  # TTA runs on the onnx backend too (views batched through the dynamic batch axis)
-    vgg_recognizer.tta = "flip"
+    fer2013_recognizer.tta = "flip"
     try:
-        assert np.abs(recognizer.classify_faces(crops) - vgg_recognizer.classify_faces(crops)).max() <= TOLERANCE
+        assert np.abs(recognizer.classify_faces(crops) - fer2013_recognizer.classify_faces(crops)).max() <= TOLERANCE
     finally:
-        vgg_recognizer.tta = "none"
+        fer2013_recognizer.tta = "none"
     FaceExpressionRecognizer.from_pretrained(ONNX_MODEL, backend="onnx", onnx_cache_dir=cache)
     assert exported[0].stat().st_mtime_ns == mtime
     # an .onnx file (here the int8 one) loads directly, id2label and processor from its metadata
     int8 = FaceExpressionRecognizer.from_pretrained(str(vgg_exports[1]), backend="onnx", onnx_threads=1)
-    assert int8.id2label == vgg_recognizer.id2label
+    assert int8.id2label == fer2013_recognizer.id2label
     settings = [{k: v for k, v in p.image_processor.to_dict().items() if k != "auto_map"}
-                for p in (int8, vgg_recognizer)]
+                for p in (int8, fer2013_recognizer)]
     assert settings[0] == settings[1]
     assert int8.classify_faces(crops).shape == (len(crops), 7)
 

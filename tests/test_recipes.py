@@ -21,10 +21,13 @@ from fer_hf.training.ensembling import fit_member_weights
 from fer_hf.training.losses import class_weights, classification_loss, distillation_loss
 from fer_hf.models import build_model
 from fer_hf.models.ensemble import FerEnsembleForImageClassification
-from fer_hf.models.hub import DEFAULT_MODEL_DIR
+from fer_hf.models.hub import MODEL_CARDS_DIR
 from fer_hf.inference.tta import tta_log_probs, tta_views
 
-from conftest import DATA, FER2013_ZIP, REPO
+from conftest import DATA, FER2013_MODEL, FER2013_ZIP, REPO
+
+#: FER2013 tooling is tested on the most accurate FER2013-only release (not the real-photo default)
+FER2013_MODEL_DIR = MODEL_CARDS_DIR / FER2013_MODEL
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +115,8 @@ def test_losses_hard_soft_and_distillation():
 
 def test_tta_views_and_averaging_on_the_released_model(private_test_faces):
     images, labels = private_test_faces
-    model = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
-    processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
+    model = AutoModelForImageClassification.from_pretrained(FER2013_MODEL_DIR).eval()
+    processor = AutoImageProcessor.from_pretrained(FER2013_MODEL_DIR)
     pixel_values = processor.rescale_and_normalize(images)
     views = tta_views(pixel_values, "ten_crop", padding=4, pad_value=[-2.0])
     assert len(views) == 10 and all(v.shape == pixel_values.shape for v in views)
@@ -133,8 +136,8 @@ def test_tta_views_and_averaging_on_the_released_model(private_test_faces):
 
 def test_ensemble_average_matches_a_hand_computation_on_real_members(private_test_faces, tmp_path):
     images, labels = private_test_faces
-    member_a = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
-    processor_a = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
+    member_a = AutoModelForImageClassification.from_pretrained(FER2013_MODEL_DIR).eval()
+    processor_a = AutoImageProcessor.from_pretrained(FER2013_MODEL_DIR)
     torch.manual_seed(0)
     member_b = build_model("fer_lrn", overrides={"hidden_sizes": [8, 8], "classifier_hidden_sizes": [16, 8]}).eval()
     member_c = build_model("fer_resnet", overrides={"depths": [1, 1, 1, 1], "classifier_hidden_size": 16,
@@ -202,8 +205,8 @@ def test_fit_member_weights_matches_a_plain_search_on_real_member_outputs(privat
     images, labels = private_test_faces
     members = []
     for name, flip in (("fer-vgg-distilled", False), ("fer-vgg-fer2013", False), ("fer-vgg-distilled", True)):
-        model = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR.parent / name).eval()
-        processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR.parent / name)
+        model = AutoModelForImageClassification.from_pretrained(FER2013_MODEL_DIR.parent / name).eval()
+        processor = AutoImageProcessor.from_pretrained(FER2013_MODEL_DIR.parent / name)
         pixel_values = processor.rescale_and_normalize(images.flip(-1) if flip else images)
         with torch.no_grad():
             members.append(model(pixel_values=pixel_values).logits.softmax(-1))
@@ -231,24 +234,24 @@ def test_short_distillation_run_lowers_the_kl_to_the_teacher(tmp_path, private_t
     result = subprocess.run([sys.executable, str(REPO / "train_accelerate.py"), "--data_dir", str(FER2013_ZIP),
                              "--output_dir", str(out), "--max_train_samples", "640", "--max_eval_samples", "128",
                              "--num_train_epochs", "6", "--config_overrides", overrides, "--augmentation", "none",
-                             "--teacher_model", str(DEFAULT_MODEL_DIR), "--distillation_alpha", "1.0",
+                             "--teacher_model", str(FER2013_MODEL_DIR), "--distillation_alpha", "1.0",
                              "--distillation_temperature", "2", "--learning_rate", "0.003", "--lr_scheduler",
                              "constant", "--per_device_train_batch_size", "32", "--mixed_precision", "no"],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert torch.load(out / "teacher_soft_targets.pt", weights_only=True).shape == (640, 7)
     results = json.loads((out / "eval_results.json").read_text())
-    assert results["teacher"] == str(DEFAULT_MODEL_DIR)
+    assert results["teacher"] == str(FER2013_MODEL_DIR)
     # the card names the teacher with what the teacher's own eval_results.json says about it
-    released = json.loads((DEFAULT_MODEL_DIR / "eval_results.json").read_text())
+    released = json.loads((FER2013_MODEL_DIR / "eval_results.json").read_text())
     assert results["teacher_summary"]["test_accuracy"] == released["test"]["accuracy"]
     card = (out / "README.md").read_text()
-    assert f"Teacher: `{DEFAULT_MODEL_DIR}` (`fer_vgg`; PublicTest {released['validation']['accuracy'] * 100:.2f}%, " \
+    assert f"Teacher: `{FER2013_MODEL_DIR}` (`fer_vgg`; PublicTest {released['validation']['accuracy'] * 100:.2f}%, " \
         f"PrivateTest {released['test']['accuracy'] * 100:.2f}%, no TTA)" in card
     assert "1.0 x T^2 x KL(teacher || student) at temperature T = 2.0" in card
     images, _ = private_test_faces
-    teacher = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR).eval()
-    processor = AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR)
+    teacher = AutoModelForImageClassification.from_pretrained(FER2013_MODEL_DIR).eval()
+    processor = AutoImageProcessor.from_pretrained(FER2013_MODEL_DIR)
     student = AutoModelForImageClassification.from_pretrained(out).eval()
     from fer_hf.models import build_model as build
 
@@ -270,11 +273,11 @@ def surprised_model_dir(tmp_path_factory):
     """A saved copy of the default model whose classifier always says "surprise" (its bias +20): a member
     no weight fit would choose."""
     folder = tmp_path_factory.mktemp("models") / "surprised"
-    surprised = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
+    surprised = AutoModelForImageClassification.from_pretrained(FER2013_MODEL_DIR)
     with torch.no_grad():
         surprised.classifier[-1].bias[FER2013_LABELS.index("surprise")] += 20.0
     surprised.save_pretrained(folder)
-    AutoImageProcessor.from_pretrained(DEFAULT_MODEL_DIR).save_pretrained(folder)
+    AutoImageProcessor.from_pretrained(FER2013_MODEL_DIR).save_pretrained(folder)
     return folder
 
 
@@ -296,9 +299,9 @@ def test_build_ensemble_leaves_out_members_fitted_to_weight_zero(tmp_path, surpr
     monkeypatch.setattr(fer_hf.data, "dataset_to_uint8", counted)
     (tmp_path / "ensemble").mkdir()
     (tmp_path / "ensemble" / "modeling_fer_resnet.py").write_text("# an earlier release's member code\n")
-    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(surprised_model_dir)], str(FER2013_ZIP),
+    results = build_ensemble([str(FER2013_MODEL_DIR), str(surprised_model_dir)], str(FER2013_ZIP),
                              tmp_path / "ensemble", max_eval_samples=150)
-    assert [m["name"] for m in results["members"]] == [DEFAULT_MODEL_DIR.name]
+    assert [m["name"] for m in results["members"]] == [FER2013_MODEL_DIR.name]
     assert results["member_weights"] == [1.0]
     # each split decoded once: the members and the ensemble share the decoded faces
     assert decodes == ["decode validation", "decode test"], decodes
@@ -332,7 +335,7 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir
     assert splits["test"]["image_id"] == corpus["validation"]["image_id"]
 
     # the always-surprised copy gets weight 3 of 4: a fit would never choose that, fixed weights must keep it
-    results = build_ensemble([str(DEFAULT_MODEL_DIR), str(surprised_model_dir)], str(DATA / "sfew"),
+    results = build_ensemble([str(FER2013_MODEL_DIR), str(surprised_model_dir)], str(DATA / "sfew"),
                              tmp_path / "ensemble", dataset="sfew", weights=[1, 3], max_eval_samples=60,
                              weights_dtype="float16", member_names=["released", "always-surprise"])
     assert [m["name"] for m in results["members"]] == ["released", "always-surprise"]
@@ -367,7 +370,7 @@ def test_build_ensemble_on_sfew_with_fixed_weights(tmp_path, surprised_model_dir
     assert (predictions == labels).double().mean().item() == results["test"]["accuracy"]
     assert "stored in float16" in card
     with pytest.raises(ValueError, match="one per member"):
-        build_ensemble([str(DEFAULT_MODEL_DIR)], str(DATA / "sfew"), tmp_path / "bad", dataset="sfew",
+        build_ensemble([str(FER2013_MODEL_DIR)], str(DATA / "sfew"), tmp_path / "bad", dataset="sfew",
                        weights=[0.5, 0.5])
     with pytest.raises(ValueError, match="cross-validation only"):
         ensemble_splits("ckplus", DATA / "ckplus")
@@ -425,10 +428,10 @@ def test_build_ensemble_size_rule_drops_the_smallest_weight_member_and_refits(tm
     from fer_hf.training.ensembling import build_ensemble, safetensors_megabytes
 
     first_release = REPO / "model_cards" / "fer-vgg-fer2013"
-    members = [str(DEFAULT_MODEL_DIR), str(first_release), str(surprised_model_dir)]
+    members = [str(FER2013_MODEL_DIR), str(first_release), str(surprised_model_dir)]
     free = build_ensemble(members, str(FER2013_ZIP), tmp_path / "free", max_eval_samples=150)
     weights = {m["name"]: m["weight"] for m in free["members"]}
-    assert set(weights) == {DEFAULT_MODEL_DIR.name, "fer-vgg-fer2013"}, free["member_weights"]
+    assert set(weights) == {FER2013_MODEL_DIR.name, "fer-vgg-fer2013"}, free["member_weights"]
     free_megabytes = (tmp_path / "free" / "model.safetensors").stat().st_size / 1e6
     limit = round(0.75 * free_megabytes, 1)
     smaller, larger = sorted(weights, key=weights.get)
