@@ -4,7 +4,9 @@
     python benchmarks/live_path.py [--model fer-vgg-fer2013] [--frames 100] [--note "..."]
     python benchmarks/live_path.py --model fer-ensemble --backends torch --skip_image_tab
     python benchmarks/live_path.py --model fer-vgg-44-distilled-ft fer-mobilenet-real --backends torch \
-        --threads 1 --detectors blazeface-full --skip_image_tab   # side by side, the webcam tab's defaults
+        --threads 1 --detectors blazeface-full --skip_image_tab \
+        --output benchmarks/results/live_path_side_by_side.json \
+        --markdown benchmarks/results/live_path_side_by_side.md   # side by side, the webcam tab's defaults
 
 Several ``--model`` names are measured one after the other in the same run (same machine, same load), so that
 their figures can be compared.

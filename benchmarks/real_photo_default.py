@@ -8,7 +8,7 @@ validation people, tfeid validation performers; each photo cropped by the recogn
 - the score: the mean of the two balanced accuracies (muxspace over the classes with >= 25 faces in the split);
 - gate (b): recall >= 0.20 on every class with >= 20 faces in the two splits pooled;
 - gate (a): webcam path >= 30 frames/s at the webcam tab's defaults (blazeface-full, detection every 3rd frame,
-  torch, 1 thread), read from benchmarks/results/live_path.json, where the candidates must have been measured
+  torch, 1 thread), read from benchmarks/results/live_path_side_by_side.json, where the candidates must have been measured
   side by side in one run (`benchmarks/live_path.py --model A B ...`); a candidate without a measurement fails.
 The chosen default is the best score among the candidates that pass both gates. Writes
 ``benchmarks/results/real_photo_default.md`` and ``.json``. No test split is read.
@@ -70,7 +70,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, help="Released names or model folders.")
     parser.add_argument("--data", default=str(DATA))
-    parser.add_argument("--live_path", default=str(result_path("live_path", ".json")))
+    parser.add_argument("--live_path", default=str(result_path("live_path_side_by_side", ".json")),
+                        help="live_path.py results holding the candidates measured side by side.")
     args = parser.parse_args(argv)
     live = json.loads(Path(args.live_path).read_text()) if Path(args.live_path).is_file() else {}
     live = live.get("runs", live)
@@ -98,7 +99,7 @@ Rule (docs/real_photos_rules.md, written before the runs): the best mean balance
 validation people (classes with >= 25 faces) and tfeid validation performers, among the candidates with recall
 >= {MIN_RECALL:.2f} on every class with >= {MIN_POOLED_FACES} faces in the two splits pooled, and >= {MIN_FPS:.0f}
 frames/s on the webcam path at the tab's defaults (BlazeFace full-range, detection every 3rd frame, torch, one
-thread; from `benchmarks/results/live_path.json`, where the candidates were measured side by side). Photos go
+thread; from `benchmarks/results/live_path_side_by_side.json`, where the candidates were measured side by side). Photos go
 through the recognizer's detection, framing and alignment. No test split is read here.
 
 {chr(10).join(lines)}
