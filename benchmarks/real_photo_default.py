@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import DATA, REPO, command_line, machine, result_path, write_json, write_text
 
-#: muxspace validation counts the classes with >= 25 faces (`fer_hf.evaluation.report.MIN_CLASS_FACES`)
+#: muxspace validation counts the classes with >= 25 faces (`fer_hf.evaluation.metrics.MIN_CLASS_FACES`)
 DEV_SPLITS = ("muxspace/validation", "tfeid/validation")
 MIN_POOLED_FACES, MIN_RECALL, MIN_FPS = 20, 0.20, 30.0
 WEBCAM = {"backend": "torch", "threads": 1, "detector": "blazeface-full", "detect_every": 3}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from fer_hf.data.registry import CORPORA, PROTOCOLS, load_corpus, protocol_splits
-from fer_hf.evaluation.report import MIN_CLASS_FACES, evaluate_model, load_evaluation_split
+from fer_hf.evaluation.metrics import MIN_CLASS_FACES
+from fer_hf.evaluation.report import evaluate_model, load_evaluation_split
 
 from conftest import DATA, FER2013_MODEL, REPO
 
@@ -55,7 +56,7 @@ def test_evaluate_reports_balanced_accuracy_over_classes_with_enough_faces_and_a
     assert report["face_crops"]["faces_found"] >= 380  # muxspace photos are face crops of news photos
     support = {name: values["support"] for name, values in report["per_class"].items()}
     over = report["balanced_accuracy_over"]
-    assert over == [name for name in report["labels"] if support[name] >= MIN_CLASS_FACES[("muxspace", "test")]]
+    assert over == [name for name in report["labels"] if support[name] >= MIN_CLASS_FACES["muxspace/test"]]
     assert "happy" in over and "neutral" in over and "fear" not in over
     assert report["balanced_accuracy"] == pytest.approx(np.mean([report["per_class"][n]["recall"] for n in over]))
     matrix = np.asarray(report["confusion_matrix"])

@@ -87,6 +87,18 @@ def classification_metrics(labels, predictions, label_names, min_class_faces: in
     }
 
 
+#: ``"corpus/split"`` -> the fewest images a class needs in that split to count in its balanced accuracy (1 where
+#: not listed): muxspace's rare classes have a handful of faces per split, so its test split counts the classes
+#: with >= 50 faces and its validation split (development) those with >= 25 (docs/real_photos_rules.md). Used by
+#: `fer-hf evaluate`, multi-corpus checkpoint selection and the prior-correction test alike.
+MIN_CLASS_FACES = {"muxspace/test": 50, "muxspace/validation": 25}
+
+
+def min_class_faces(split: str) -> int:
+    """`MIN_CLASS_FACES` of a ``"corpus/split"`` name (1 where it has no entry)."""
+    return MIN_CLASS_FACES.get(split, 1)
+
+
 def balanced_accuracy(labels, predictions, num_labels: int, min_class_faces: int = 1) -> tuple:
     """Balanced accuracy: the mean recall over the classes with at least ``min_class_faces`` faces.
 

@@ -55,7 +55,7 @@ from ..labels import FER2013_LABELS, canonical_label
 from ..models import load_fer_model
 from .calibration import (DEFAULT_N_BINS, fit_temperature, log_softmax, negative_log_likelihood,
                           reliability_diagram_data, softmax)
-from .metrics import classification_metrics, expected_calibration_error, top_k_accuracy
+from .metrics import MIN_CLASS_FACES, classification_metrics, expected_calibration_error, min_class_faces, top_k_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -64,11 +64,6 @@ EVALUATION_DATASETS = ("fer2013", "ferplus", "ckplus", "jaffe", "sfew", "muxspac
 #: Real-photo corpora whose images show more than the face: each image is replaced by the recognizer's crop
 #: of its most confident face (`fer_hf.evaluation.face_crops.recognizer_face_crops`) before evaluation.
 DETECTED_DATASETS = ("muxspace", "tfeid")
-#: (dataset, split) -> the fewest images a class needs in that split to count in its balanced accuracy (1 where
-#: not listed). muxspace's rare classes have a handful of faces per split: its test split counts the classes
-#: with >= 50 faces, its validation split (development) those with >= 25, as docs/real_photos_rules.md says;
-#: the classes used are listed in the report (``balanced_accuracy_over``).
-MIN_CLASS_FACES = {("muxspace", "test"): 50, ("muxspace", "validation"): 25}
 #: dataset -> {reported split: split the temperature is fitted on}; anything else: no temperature.
 CALIBRATION_SPLITS = {
     "fer2013": {"test": "validation"},
@@ -533,7 +528,7 @@ def evaluate_model(model_name_or_path, dataset: str, data_dir, split: str = "tes
     results = {"model": str(model_name_or_path), "model_type": model.config.model_type, "dataset": dataset,
                "data_dir": str(data_dir), "split": split, "tta": tta, "num_images": int(len(labels)),
                "max_samples": max_samples}
-    results.update(classification_metrics(labels, predictions, names, MIN_CLASS_FACES.get((dataset, _canonical_split(split)), 1)))
+    results.update(classification_metrics(labels, predictions, names, min_class_faces(f"{dataset}/{_canonical_split(split)}")))
     if dataset in DETECTED_DATASETS:
         report = getattr(ds, "face_report", {})
         results["face_crops"] = {key: report.get(key) for key in ("detector", "settings", "faces_found", "images")}

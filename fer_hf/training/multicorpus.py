@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..evaluation.metrics import split_report
+from ..evaluation.metrics import MIN_CLASS_FACES, min_class_faces, split_report
 from ..image_processing_fer import FerImageProcessor
 from ..labels import FER2013_LABELS
 from ..models import build_model, parse_config_overrides
@@ -34,9 +34,6 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 #: two real-photo splits (identity-disjoint) and FER2013 PublicTest. SFEW Val, the test splits and
 #: PrivateTest are reported, never used for selection.
 SELECTION_SPLITS = ("muxspace/validation", "tfeid/validation", "fer2013/validation")
-#: muxspace's rare classes (fear above all) make per-class recall meaningless on a small split:
-#: balanced accuracy there is over the classes with at least this many faces in the split.
-MIN_CLASS_FACES = 25
 
 
 def parse_mix(text: str) -> dict:
@@ -297,7 +294,7 @@ def train_multicorpus(args, command: str) -> dict:
         reports = {}
         for split, cache in monitor.items():
             logits = evaluate_cache(model, cache, image_size)
-            minimum = MIN_CLASS_FACES if split.startswith("muxspace") else 1
+            minimum = min_class_faces(split)
             reports[split] = split_report(cache["labels"], logits, num_labels, minimum)
         score = float(np.mean([reports[s]["balanced_accuracy"] for s in selection]))
         entry = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)), "frozen_blocks": frozen,

@@ -140,7 +140,7 @@ def main(argv=None) -> dict:
     import sys
 
     from ..labels import FER2013_LABELS
-    from .multicorpus import MIN_CLASS_FACES
+    from ..evaluation.metrics import min_class_faces
 
     parser = argparse.ArgumentParser(prog="python -m fer_hf.training.prior_correction", description=main.__doc__)
     parser.add_argument("--model", required=True, help="A fer_hf model folder with FER2013's 7 labels.")
@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
     command = "python -m fer_hf.training.prior_correction " + " ".join(shlex.quote(a) for a in
                                                                         (sys.argv[1:] if argv is None else argv))
     dev = development_log_probabilities(args.model, args.data)
-    minimum = {name: (MIN_CLASS_FACES if name.startswith("muxspace") else 1) for name in dev}
+    minimum = {name: min_class_faces(name) for name in dev}
     result = cross_fitted_gain(dev, len(FER2013_LABELS), minimum)
     result.update({"model": str(args.model), "splits": list(dev), "min_class_faces": minimum,
                    "labels": list(FER2013_LABELS), "command": command,
