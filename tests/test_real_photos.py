@@ -22,7 +22,7 @@ from fer_hf.models import build_model
 from fer_hf.training.backbones import load_backbone_weights
 from fer_hf.training.framing import context_crop, recognizer_frame
 from fer_hf.evaluation.metrics import split_report
-from fer_hf.training.multicorpus import IMAGENET_MEAN, IMAGENET_STD, MixingSampler, normalize
+from fer_hf.training.multicorpus import IMAGENET_MEAN, IMAGENET_STD, MixingSampler, normalize, training_targets
 from fer_hf.training.real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
 
 from conftest import CKPLUS, DATA, FER2013_ZIP, REPO, SAMPLES
@@ -218,3 +218,53 @@ def test_short_multicorpus_fine_tuning_run_lowers_the_loss(tmp_path):
     assert len(answers) == 5 and abs(sum(a["score"] for a in answers) - 1) < 0.05
     other = _train([a if a != "4" else "6" for a in argv] + ["--resume_from_checkpoint", "latest"], tmp_path)
     assert other.returncode != 0 and "same --num_train_epochs" in other.stderr  # another schedule cannot continue
+
+
+def test_original_label_weight_puts_mass_on_fer2013s_own_label():
+    """FER2013 faces whose FER+ votes disagree with FER2013's label: with --original_label_weight w the target
+    is (1 - w) * votes + w * one-hot(label); faces without votes (one-hot) are unchanged."""
+    from fer_hf.labels import FER2013_LABELS
+    from fer_hf.training.face_cache import ferplus_distributions
+
+    votes = ferplus_distributions(DATA)
+    rows = [(v, FER2013_LABELS.index(path.split("/")[1])) for path, v in votes.items()
+            if path.startswith("test/") and int(np.argmax(v)) != FER2013_LABELS.index(path.split("/")[1])][:64]
+    assert len(rows) == 64  # FER+ relabelled many PrivateTest faces
+    soft = np.stack([v for v, _ in rows])
+    labels = np.array([k for _, k in rows])
+    plain = training_targets(soft, labels, 7)
+    half = training_targets(soft, labels, 7, original_label_weight=0.5, smoothing=0.1)
+    full = training_targets(soft, labels, 7, original_label_weight=1.0)
+    index = np.arange(64)
+    assert torch.allclose(plain, torch.from_numpy(soft / soft.sum(1, keepdims=True)))
+    assert torch.equal(full.argmax(1), torch.from_numpy(labels)) and torch.allclose(full.sum(1), torch.ones(64))
+    expected = (0.5 * plain[index, labels] + 0.5) * 0.9 + 0.1 / 7
+    assert torch.allclose(half[index, labels], expected) and torch.allclose(half.sum(1), torch.ones(64))
+    one_hot = np.eye(7, dtype=np.float32)[labels]
+    assert torch.allclose(training_targets(one_hot, labels, 7, original_label_weight=0.5), torch.from_numpy(one_hot))
+
+
+def test_multicorpus_run_can_start_from_a_released_model(tmp_path):
+    """--model_name_or_path fine-tunes a trained model (here the released real-photo default) instead of a fresh
+    one, with bf16 autocast: after one short epoch at a tiny learning rate it still reads tfeid validation
+    performers like the released model, far above a fresh ImageNet start given the same epoch; combining it with
+    --backbone_weights is refused."""
+    released = REPO / "model_cards" / "fer-mobilenet-real"
+    common = ["--corpus_mix", "tfeid=1", "--selection_splits", "tfeid/validation", "--report_splits",
+              "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"), "--shared_data_dir", str(DATA),
+              "--learning_rate", "1e-6", "--warmup_ratio", "0.5", "--samples_per_epoch", "256", "--per_device_train_batch_size", "32",
+              "--num_train_epochs", "1", "--freeze_epochs", "0", "--num_threads", "2", "--mixed_precision", "bf16"]
+    warm = _train(common + ["--model_name_or_path", str(released), "--output_dir", str(tmp_path / "warm")], tmp_path)
+    assert warm.returncode == 0, warm.stderr[-3000:]
+    fresh = _train(common + ["--model_type", "fer_mobilenet", "--config_preset", "fer-mobilenet-v2-112",
+                             "--backbone_weights", str(IMAGENET_WEIGHTS), "--output_dir", str(tmp_path / "fresh")],
+                   tmp_path)
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    score = {name: json.loads((tmp_path / name / "train_log.jsonl").read_text().splitlines()[0])["selection_score"]
+             for name in ("warm", "fresh")}
+    assert score["warm"] > 0.5 and score["warm"] > score["fresh"] + 0.2, score
+    settings = json.loads((tmp_path / "warm" / "mix_settings.json").read_text())
+    assert settings["model_name_or_path"] == str(released) and settings["mixed_precision"] == "bf16"
+    both = _train(common + ["--model_name_or_path", str(released), "--backbone_weights", str(IMAGENET_WEIGHTS),
+                            "--output_dir", str(tmp_path / "both")], tmp_path)
+    assert both.returncode != 0 and "give one of them" in both.stderr

@@ -157,6 +157,9 @@ def add_arguments(parser) -> None:
                        help="Which class a face counts as for class-balanced sampling: its corpus label, or the "
                             "majority class of its training target (for FER2013 the FER+ vote distribution, "
                             "which moves many FER2013 fear and disgust faces to other classes).")
+    group.add_argument("--original_label_weight", "--original-label-weight", type=float, default=0.0,
+                       help="For faces with FER+ votes (FER2013), the training target is (1 - w) * votes + w * "
+                            "one-hot(FER2013's own label): 0 trains on FER+'s labels only, 1 on FER2013's.")
     group.add_argument("--samples_per_epoch", "--samples-per-epoch", type=int, default=20000)
     group.add_argument("--freeze_blocks", "--freeze-blocks", type=int, default=7,
                        help="Freeze the stem and first N feature blocks during --freeze_epochs.")
@@ -174,14 +177,33 @@ class _Batch:
     labels: torch.Tensor
 
 
-def _gather(caches: dict, pairs: list, image_size: int, augmentation, generator, num_labels, smoothing) -> _Batch:
+def training_targets(soft: np.ndarray, labels: np.ndarray, num_labels: int, original_label_weight: float = 0.0,
+                     smoothing: float = 0.0) -> torch.Tensor:
+    """Training targets (batch, num_labels) float32 that sum to 1.
+
+    Args:
+        soft: float32 (batch, >= num_labels): the cache's ``soft_labels`` (FER+ vote distributions for FER2013
+            faces with votes, one-hot corpus labels elsewhere).
+        labels: int (batch,): the corpus's own labels (FER2013's original label for FER2013 faces).
+        original_label_weight: w in ``(1 - w) * votes + w * one-hot(label)``; on one-hot rows it changes nothing.
+        smoothing: label smoothing, ``target * (1 - smoothing) + smoothing / num_labels``.
+    """
+    targets = torch.from_numpy(np.asarray(soft, np.float32))[:, :num_labels]
+    targets = targets / targets.sum(1, keepdim=True)
+    if original_label_weight:
+        one_hot = F.one_hot(torch.as_tensor(labels, dtype=torch.long), num_labels).float()
+        targets = (1 - original_label_weight) * targets + original_label_weight * one_hot
+    return targets * (1 - smoothing) + smoothing / num_labels
+
+
+def _gather(caches: dict, pairs: list, image_size: int, augmentation, generator, num_labels, smoothing,
+            original_label_weight: float = 0.0) -> _Batch:
     images = np.stack([caches[c]["images"][i] for c, i in pairs])
     soft = np.stack([caches[c]["soft_labels"][i] for c, i in pairs])
     gray = torch.tensor([bool(caches[c]["is_gray"][i]) for c, i in pairs])
     labels = torch.tensor([int(caches[c]["labels"][i]) for c, i in pairs])
     x = augment_batch(torch.from_numpy(images).permute(0, 3, 1, 2), image_size, augmentation, generator, gray)
-    targets = torch.from_numpy(soft)[:, :num_labels]
-    targets = targets / targets.sum(1, keepdim=True) * (1 - smoothing) + smoothing / num_labels
+    targets = training_targets(soft, labels.numpy(), num_labels, original_label_weight, smoothing)
     return _Batch(normalize(x).contiguous(memory_format=torch.channels_last), targets, labels)
 
 
@@ -219,7 +241,18 @@ def train_multicorpus(args, command: str) -> dict:
         raise ValueError(f"{leaks} are training data of this mix; choose validation splits")
     num_labels = len(FER2013_LABELS)
 
-    model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides))
+    if args.model_name_or_path and args.backbone_weights:
+        raise ValueError("--model_name_or_path starts from a trained model (its backbone included); "
+                         "--backbone_weights is for a new one: give one of them")
+    if args.model_name_or_path:  # fine-tuning a trained fer_hf model (e.g. a released real-photo model)
+        from transformers import AutoModelForImageClassification  # fer_hf.models registered the families
+
+        model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, use_safetensors=True)
+        if not hasattr(model.base_model, "features"):
+            raise ValueError(f"{args.model_name_or_path} ({model.config.model_type}) has no `features` backbone "
+                             "to freeze; multi-corpus training needs one (fer_mobilenet, fer_efficientnet)")
+    else:
+        model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides))
     image_size = model.config.image_size
     if args.backbone_weights:
         report = load_backbone_weights(model, args.backbone_weights)
@@ -267,8 +300,11 @@ def train_multicorpus(args, command: str) -> dict:
                 "expected_corpus_shares": corpus_shares, "expected_class_shares": class_shares,
                 "augmentation": augmentation.to_dict(), "selection_splits": selection,
                 "min_class_faces": MIN_CLASS_FACES, "train_faces": {c: int(len(d["labels"])) for c, d in train.items()},
-                "backbone_weights": args.backbone_weights}
+                "backbone_weights": args.backbone_weights, "model_name_or_path": args.model_name_or_path,
+                "original_label_weight": args.original_label_weight, "mixed_precision": args.mixed_precision}
     (output_dir / "mix_settings.json").write_text(json.dumps(settings, indent=1))
+    # bf16 autocast for the training forward only (the loss and every development report stay float32)
+    autocast = args.mixed_precision == "bf16"
     started = time.time()
     for epoch in range(start_epoch, args.num_train_epochs):
         model.train()
@@ -279,8 +315,9 @@ def train_multicorpus(args, command: str) -> dict:
 
         for _ in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
             batch = _gather(train, sampler.draw(args.per_device_train_batch_size), image_size, augmentation,
-                            generator, num_labels, args.label_smoothing)
-            logits = model(pixel_values=batch.pixel_values).logits
+                            generator, num_labels, args.label_smoothing, args.original_label_weight)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                logits = model(pixel_values=batch.pixel_values).logits
             loss = -(batch.targets * F.log_softmax(logits.float(), 1)).sum(1).mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
