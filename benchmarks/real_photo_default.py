@@ -72,6 +72,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--live_path", default=str(result_path("live_path_side_by_side", ".json")),
                         help="live_path.py results holding the candidates measured side by side.")
+    parser.add_argument("--output_name", default="real_photo_default",
+                        help="Results go to benchmarks/results/<this>.md and .json (one file per decision).")
     args = parser.parse_args(argv)
     live = json.loads(Path(args.live_path).read_text()) if Path(args.live_path).is_file() else {}
     live = live.get("runs", live)
@@ -83,7 +85,7 @@ def main(argv=None) -> dict:
                                                                                           time.gmtime()),
               "machine": machine(), "run_time_s": round(time.time() - started, 1), "rule": "docs/real_photos_rules.md",
               "candidates": candidates, "chosen": chosen}
-    write_json(result_path("real_photo_default", ".json"), result)
+    write_json(result_path(args.output_name, ".json"), result)
     lines = ["| candidate | mean balanced accuracy | muxspace val | tfeid val | lowest pooled recall | "
              "webcam frames/s (1 thread) | gates passed |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, c in sorted(candidates.items(), key=lambda item: -item[1]["score"]):
@@ -93,13 +95,13 @@ def main(argv=None) -> dict:
         lines.append(f"| `{name}` | {c['score'] * 100:.1f}% | {c['splits']['muxspace/validation']['balanced_accuracy'] * 100:.1f}% | "
                      f"{c['splits']['tfeid/validation']['balanced_accuracy'] * 100:.1f}% | {low} {c['pooled_recall'][low]:.2f} | "
                      f"{fps} | {gates} |")
-    write_text(result_path("real_photo_default"), f"""# The default model, chosen on real photos
+    write_text(result_path(args.output_name), f"""# The default model, chosen on real photos
 
 Rule (docs/real_photos_rules.md, written before the runs): the best mean balanced accuracy over muxspace
 validation people (classes with >= 25 faces) and tfeid validation performers, among the candidates with recall
 >= {MIN_RECALL:.2f} on every class with >= {MIN_POOLED_FACES} faces in the two splits pooled, and >= {MIN_FPS:.0f}
 frames/s on the webcam path at the tab's defaults (BlazeFace full-range, detection every 3rd frame, torch, one
-thread; from `benchmarks/results/live_path_side_by_side.json`, where the candidates were measured side by side). Photos go
+thread; from `{Path(args.live_path).relative_to(REPO) if Path(args.live_path).is_relative_to(REPO) else args.live_path}`, where the candidates were measured side by side). Photos go
 through the recognizer's detection, framing and alignment. No test split is read here.
 
 {chr(10).join(lines)}
