@@ -130,7 +130,7 @@ def main(argv=None) -> dict:
         "prior_correction": correction, "test": splits["fer2013/test"], "validation": splits["fer2013/validation"],
         "splits": splits}
     (out / "eval_results.json").write_text(json.dumps(results, indent=1))
-    (out / "README.md").write_text(model_card(args.name, results, settings, model))
+    (out / "README.md").write_text(model_card(args.name, {**results, "log": log}, settings, model))
     print(f"released {out}; now run: PYTHONPATH=. python utils/fix_copies.py")
     return results
 
@@ -154,6 +154,19 @@ def model_card(name: str, results: dict, settings: dict, model) -> str:
             prior += (f" The biases fitted on both development splits pooled are in `config.logit_adjustment` and "
                       f"added to the logits in `forward`: {biases}. Every figure above includes them.")
     fer_test = splits["fer2013/test"]
+    start = settings.get("model_name_or_path")
+    if start:  # a fine-tune of a released model (docs/real_photos_rules.md, run 3)
+        origin = (f"**fine-tuned from `{Path(start).name}`** (fer_hf's real-photo model, itself initialised from "
+                  f"torchvision's ImageNet-1k weights `{config.backbone_weights}`, see the weights' terms below)")
+    else:
+        origin = (f"**initialised from torchvision's ImageNet-1k weights** (`{config.backbone_weights}`, see the "
+                  "weights' terms below)")
+    weight = settings.get("original_label_weight") or 0.0
+    fer_targets = ("with FER+ vote distributions as soft labels" if not weight else
+                   f"targets: {1 - weight:g} x its FER+ vote distribution + {weight:g} x its own FER2013 label")
+    frozen = [entry["epoch"] for entry in results["log"] if entry.get("frozen_blocks")]
+    freezing = (f"Epoch{'s' if len(frozen) > 1 else ''} {', '.join(map(str, frozen))} trained the head with the early "
+                "blocks frozen; " if frozen else "No blocks were frozen; ")
     return f"""---
 license: other
 license_name: research-non-commercial
@@ -195,9 +208,8 @@ model-index:
 # {name}: facial expression recognition for faces in real photos
 
 A MobileNetV2 (`model_type="fer_mobilenet"`, width {config.width_mult:g}, {config.image_size}x{config.image_size} RGB
-input, {parameters / 1e6:.2f}M parameters) **initialised from torchvision's ImageNet-1k weights**
-(`{config.backbone_weights}`, see the weights' terms below) and trained with fer_hf on a mix of corpora:
-FER2013 (with FER+ vote distributions as soft labels), muxspace (news photos and film stills), tfeid (posed,
+input, {parameters / 1e6:.2f}M parameters) {origin} and trained with fer_hf on a mix of corpora:
+FER2013 ({fer_targets}), muxspace (news photos and film stills), tfeid (posed,
 colour), SFEW 2.0 Train, CK+48 and JAFFE. Grayscale faces are fed as three equal channels. Trained on
 {results['trained_on']}. It classifies a cropped face into 7 expressions: angry, disgust, fear,
 happy, sad, surprise, neutral; `fer_hf.FaceExpressionRecognizer` finds and crops the faces first, and this
@@ -233,8 +245,8 @@ ROC) are written by `fer-hf evaluate`. Trained by `{results['training_command']}
 - Augmentation for the gap between corpora and real photos: random framing (scale, aspect, offset), rotation,
   flip, colour jitter, random grayscale, blur, downscale-upscale, JPEG quality, random erasing
   (`mix_settings.json` has every value).
-- The first epoch trains the head with the early blocks frozen; `train_log.jsonl` has every epoch's
-  development reports (balanced accuracy, per-class recall, answer shares).
+- {freezing}`train_log.jsonl` has every epoch's development reports (balanced accuracy, per-class
+  recall, answer shares).
 
 ## Limitations and bias
 
