@@ -18,6 +18,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
+from .. import caching
 from ..detection import detectors as _detection
 from ..detection.geometry import CROP_ADJUSTMENTS, adjust_box, square_crop_box
 from ..image_io import open_image
@@ -40,8 +41,9 @@ class NoFaceWarning(UserWarning):
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/fer_hf/jaffe`` (``~/.cache/fer_hf/jaffe`` by default)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fer_hf" / "jaffe"
+    """``$FER_HF_CACHE/jaffe``, else ``$XDG_CACHE_HOME/fer_hf/jaffe``, default ``~/.cache/fer_hf/jaffe``
+    (`fer_hf.caching.cache_dir`)."""
+    return caching.cache_dir("jaffe")
 
 
 def _features(label_set: str):

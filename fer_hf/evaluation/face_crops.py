@@ -18,14 +18,16 @@ from typing import Optional
 
 import numpy as np
 
+from .. import caching
+
 logger = logging.getLogger(__name__)
 
 _CACHE_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """``$FER_HF_CACHE/face_crops``, default ``~/.cache/fer_hf/face_crops``."""
-    return Path(os.environ.get("FER_HF_CACHE") or Path.home() / ".cache" / "fer_hf") / "face_crops"
+    """``$FER_HF_CACHE/face_crops``, default ``~/.cache/fer_hf/face_crops`` (`fer_hf.caching.cache_dir`)."""
+    return caching.cache_dir("face_crops")
 
 
 def _image_bytes(value) -> bytes:

@@ -42,6 +42,7 @@ from typing import Optional, Union
 import numpy as np
 import torch
 
+from .. import caching
 from ..data import dataset_to_uint8, load_fer2013
 from ..image_processing_fer import FerImageProcessor
 from ..models import FER_MODEL_TYPES, load_fer_model
@@ -457,9 +458,9 @@ class OnnxImageClassifier:
 
 
 def default_cache_dir() -> Path:
-    """``$FER_HF_CACHE/onnx``, default ``~/.cache/fer_hf/onnx``: where `cached_onnx_export` keeps exports."""
-    root = os.environ.get("FER_HF_CACHE") or Path.home() / ".cache" / "fer_hf"
-    return Path(root) / "onnx"
+    """``$FER_HF_CACHE/onnx``, default ``~/.cache/fer_hf/onnx`` (`fer_hf.caching.cache_dir`): where
+    `cached_onnx_export` keeps exports."""
+    return caching.cache_dir("onnx")
 
 
 def _model_fingerprint(location: str, opset: int) -> str:
