@@ -11,10 +11,10 @@ MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent.parent / "model_cards"
 #: The model fer_hf loads when none is named: trained by this project on a mix of corpora for faces in real
 #: photos and shipped in the repo, chosen by the rule of docs/real_photos_rules.md (the best mean balanced
 #: accuracy on the real-photo development splits among models that keep the webcam path real-time on a small
-#: CPU; the figures are in benchmarks/results/real_photo_default.md and its model card, not here, so that they
+#: CPU; the figures are in benchmarks/results/real_photo_default*.md and its model card, not here, so that they
 #: cannot go stale in code). FER2013-only models stay released (``fer-vgg-44-distilled-ft`` is the most
 #: accurate single one on FER2013).
-DEFAULT_MODEL_NAME = "fer-mobilenet-real"
+DEFAULT_MODEL_NAME = "fer-mobilenet-real-2"
 DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
 
 
