@@ -48,8 +48,10 @@ def mtcnn():
 
 
 @pytest.fixture(scope="module")
-def blazeface_recognizer(default_recognizer):
-    return FaceExpressionRecognizer(default_recognizer.model, default_recognizer.image_processor, detector="blazeface")
+def blazeface_recognizer(fer2013_recognizer):
+    # the FER2013 release reads all the labelled sample photos; the real-photo default misreads three of them
+    # (docs/real_photos.md), and these tests are about detection and cropping
+    return FaceExpressionRecognizer(fer2013_recognizer.model, fer2013_recognizer.image_processor, detector="blazeface")
 
 
 def test_anchor_layout_matches_mediapipe_and_the_models():
@@ -263,8 +265,9 @@ def rolled_eye_angle(detector, crop):
 
 
 @pytest.mark.parametrize("detector", ["blazeface", "mtcnn"])
-def test_alignment_levels_the_eyes_of_a_rotated_face(detector, default_recognizer):
-    recognizer = FaceExpressionRecognizer(default_recognizer.model, default_recognizer.image_processor,
+def test_alignment_levels_the_eyes_of_a_rotated_face(detector, fer2013_recognizer):
+    # the FER2013 release, which reads neutral.jpeg as neutral (the real-photo default: surprise)
+    recognizer = FaceExpressionRecognizer(fer2013_recognizer.model, fer2013_recognizer.image_processor,
                                           detector=detector, align=True)
     checker = recognizer._detector()
     face = rgb("neutral.jpeg", max_side=640)

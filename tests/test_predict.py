@@ -20,7 +20,7 @@ from fer_hf.cli.commands import build_parser, main
 from fer_hf.cli.predict import collect_files, run_predict
 from fer_hf.inference.results import VIDEO_FIELDS, table_fields
 
-from conftest import REPO, SAMPLES
+from conftest import FER2013_MODEL, REPO, SAMPLES
 
 PHOTOS = ["angry.jpg", "group.jpeg", "happy-baby.jpeg", "image-2-women-on-phones.jpg", "neutral.jpeg",
           "sad-baby.jpeg", "surprised.jpeg"]
@@ -105,7 +105,10 @@ def reference(folder, tmp_path_factory, default_recognizer):
 
 
 def test_sample_photos_csv_json_jsonl_agree(tmp_path, capsys):
-    assert main(["predict", *[str(SAMPLES / n) for n in PHOTOS], "--output", str(tmp_path / "r.csv")]) == 0
+    # on the FER2013 release, which reads every labelled sample photo (the real-photo default misreads three,
+    # docs/real_photos.md); the default model's CLI path is tested elsewhere
+    assert main(["predict", *[str(SAMPLES / n) for n in PHOTOS], "--model", FER2013_MODEL,
+                 "--output", str(tmp_path / "r.csv")]) == 0
     printed = capsys.readouterr().out
     header, rows = _read(tmp_path / "r.csv")
     assert header == table_fields(FER2013_LABELS)
@@ -115,7 +118,6 @@ def test_sample_photos_csv_json_jsonl_agree(tmp_path, capsys):
     assert [r["face_index"] for r in faces["group.jpeg"]] == ["0", "1", "2", "3"]
     assert [int(r["box_x"]) for r in faces["group.jpeg"]] == sorted(int(r["box_x"]) for r in faces["group.jpeg"])
     tops = {n: [r["top_emotion"] for r in faces[n]] for n in PHOTOS}
-    # (neutral.jpeg's wide-eyed face the real-photo default reads as surprise; the FER2013 model as neutral)
     assert tops["happy-baby.jpeg"] == ["happy"] and tops["sad-baby.jpeg"] == ["sad"] and tops["angry.jpg"] == ["angry"]
     assert tops["image-2-women-on-phones.jpg"] == ["happy", "happy"]
     for r in table:
@@ -129,7 +131,7 @@ def test_sample_photos_csv_json_jsonl_agree(tmp_path, capsys):
     two = [str(SAMPLES / "group.jpeg"), str(SAMPLES / "happy-baby.jpeg")]
     csv_rows = [r for r in rows if r[0] in two]
     for suffix in (".json", ".jsonl"):
-        assert main(["predict", *two, "--output", str(tmp_path / f"r{suffix}")]) == 0
+        assert main(["predict", *two, "--model", FER2013_MODEL, "--output", str(tmp_path / f"r{suffix}")]) == 0
         _assert_same_rows(_read(tmp_path / f"r{suffix}"), (header, csv_rows))
     assert json.loads((tmp_path / "r.json").read_text())[0]["face_index"] == 0  # numbers, not strings
     assert not list(tmp_path.glob("*.parts")) and not list(tmp_path.glob(".*.tmp"))  # journals, temp files gone
