@@ -214,8 +214,8 @@ def test_short_multicorpus_fine_tuning_run_lowers_the_loss(tmp_path):
     model = AutoModelForImageClassification.from_pretrained(out / "best")
     assert model.config.model_type == "fer_mobilenet" and model.config.backbone_weights == str(IMAGENET_WEIGHTS)
     answers = pipeline("image-classification", model=str(out / "best"))(
-        Image.open(SAMPLES / "happy-baby.jpeg").convert("RGB"))
-    assert len(answers) == 5 and abs(sum(a["score"] for a in answers) - 1) < 0.05
+        Image.open(SAMPLES / "happy-baby.jpeg").convert("RGB"), top_k=7)  # every class: a short run is unsure
+    assert len(answers) == 7 and abs(sum(a["score"] for a in answers) - 1) < 1e-4
     other = _train([a if a != "4" else "6" for a in argv] + ["--resume_from_checkpoint", "latest"], tmp_path)
     assert other.returncode != 0 and "same --num_train_epochs" in other.stderr  # another schedule cannot continue
 
