@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..evaluation.metrics import MIN_CLASS_FACES, min_class_faces, split_report
 from ..image_processing_fer import FerImageProcessor
 from ..labels import FER2013_LABELS
-from ..models import build_model, parse_config_overrides
+from ..models import build_model, load_fer_model, parse_config_overrides
 from .backbones import load_backbone_weights
 from .face_cache import CORPORA, build_face_caches, load_cache
 from .real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
@@ -245,9 +245,7 @@ def train_multicorpus(args, command: str) -> dict:
         raise ValueError("--model_name_or_path starts from a trained model (its backbone included); "
                          "--backbone_weights is for a new one: give one of them")
     if args.model_name_or_path:  # fine-tuning a trained fer_hf model (e.g. a released real-photo model)
-        from transformers import AutoModelForImageClassification  # fer_hf.models registered the families
-
-        model = AutoModelForImageClassification.from_pretrained(args.model_name_or_path, use_safetensors=True)
+        model = load_fer_model(args.model_name_or_path)
         if not hasattr(model.base_model, "features"):
             raise ValueError(f"{args.model_name_or_path} ({model.config.model_type}) has no `features` backbone "
                              "to freeze; multi-corpus training needs one (fer_mobilenet, fer_efficientnet)")
