@@ -245,7 +245,7 @@ def test_original_label_weight_puts_mass_on_fer2013s_own_label():
 
 
 def test_multicorpus_run_can_start_from_a_released_model(tmp_path):
-    """--model_name_or_path fine-tunes a trained model (here the released real-photo default) instead of a fresh
+    """--model_name_or_path fine-tunes a trained model (here the released fer-mobilenet-real) instead of a fresh
     one, with bf16 autocast: after one short epoch at a tiny learning rate it still reads tfeid validation
     performers like the released model, far above a fresh ImageNet start given the same epoch; combining it with
     --backbone_weights is refused."""
