@@ -268,3 +268,27 @@ def test_multicorpus_run_can_start_from_a_released_model(tmp_path):
     both = _train(common + ["--model_name_or_path", str(released), "--backbone_weights", str(IMAGENET_WEIGHTS),
                             "--output_dir", str(tmp_path / "both")], tmp_path)
     assert both.returncode != 0 and "give one of them" in both.stderr
+
+
+def test_recognizer_selection_crops_score_the_split_as_fer_hf_evaluate_does(tmp_path):
+    """--selection_crops recognizer: the development report written after an epoch is the one `fer-hf evaluate`
+    gives the saved model on the same split (tfeid validation performers, photos cropped by the recognizer's
+    MTCNN detection and eye alignment), and it reads them as the released model it started from does."""
+    from fer_hf.evaluation.report import evaluate_model
+
+    released = REPO / "model_cards" / "fer-mobilenet-real-2"
+    out = tmp_path / "run"
+    argv = ["--corpus_mix", "tfeid=1", "--selection_splits", "tfeid/validation", "--report_splits",
+            "--selection_crops", "recognizer", "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"),
+            "--shared_data_dir", str(DATA), "--model_name_or_path", str(released), "--learning_rate", "1e-6",
+            "--samples_per_epoch", "64", "--per_device_train_batch_size", "32", "--num_train_epochs", "1",
+            "--freeze_epochs", "0", "--num_threads", "2", "--output_dir", str(out)]
+    run = _train(argv, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    logged = json.loads((out / "train_log.jsonl").read_text().splitlines()[0])["splits"]["tfeid/validation"]
+    assert json.loads((out / "mix_settings.json").read_text())["selection_crops"] == "recognizer"
+    evaluated = evaluate_model(out / "best", "tfeid", DATA / "tfeid", split="validation", calibration_split="none")
+    assert logged["faces"] == evaluated["num_images"] == 187
+    assert logged["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-9)
+    assert logged["balanced_accuracy"] == pytest.approx(evaluated["balanced_accuracy"], abs=1e-9)
+    assert logged["balanced_accuracy"] > 0.6  # the released model reads these performers (72% balanced)

@@ -128,6 +128,47 @@ def evaluate_cache(model, cache: dict, image_size: int, batch_size: int = 256) -
     return np.concatenate(out)
 
 
+@torch.no_grad()
+def evaluate_processed(model, processor, images_uint8: torch.Tensor, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, num_labels) float32 of uint8 faces (N, C, H, W) already passed through
+    ``processor.convert_and_resize`` (`recognizer_dev_sets`), normalised by the processor as at inference."""
+    model.eval()
+    out = []
+    for start in range(0, len(images_uint8), batch_size):
+        x = processor.rescale_and_normalize(images_uint8[start:start + batch_size])
+        out.append(model(pixel_values=x.contiguous(memory_format=torch.channels_last)).logits.float().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), np.float32)
+
+
+def recognizer_dev_sets(splits, data_root, processor) -> dict:
+    """Development splits as ``fer-hf evaluate`` reads them (`fer_hf.evaluation.report.load_evaluation_split`:
+    muxspace / tfeid photos replaced by the recognizer's crop of their face, cached by
+    `fer_hf.evaluation.face_crops`), decoded once through ``processor`` (`fer_hf.data.dataset_to_uint8`).
+
+    Args:
+        splits: ``corpus/split`` names (corpora of `CORPORA`); data_root: the shared data folder.
+        processor: the `FerImageProcessor` the trained model is saved with.
+    Returns:
+        {split: {"images": uint8 tensor (N, C, H, W), "labels": int64 (N,) in FER2013 label ids}}.
+    Raises:
+        ValueError: for an unknown corpus or split, or a split whose labels are not FER2013's seven.
+    """
+    from ..data import dataset_to_uint8
+    from ..evaluation.report import load_evaluation_split
+
+    out = {}
+    for key in splits:
+        corpus, split = key.split("/")
+        if corpus not in CORPORA:
+            raise ValueError(f"unknown corpus {corpus!r} in {key}; known: {sorted(CORPORA)}")
+        ds = load_evaluation_split(corpus, str(Path(data_root) / CORPORA[corpus].default_path), split)
+        if list(ds.features["label"].names) != list(FER2013_LABELS):
+            raise ValueError(f"{key} labels {ds.features['label'].names} are not FER2013's {list(FER2013_LABELS)}")
+        images, labels = dataset_to_uint8(ds, processor, desc=f"decode {key}")
+        out[key] = {"images": images, "labels": labels.numpy()}
+    return out
+
+
 def set_frozen(model, blocks: int) -> None:
     """Freeze the stem and the first ``blocks`` of ``features`` (weights and BatchNorm statistics)."""
     for i, block in enumerate(model.base_model.features):
@@ -168,6 +209,12 @@ def add_arguments(parser) -> None:
                        help="corpus/split pairs whose mean balanced accuracy selects the checkpoint.")
     group.add_argument("--report_splits", "--report-splits", nargs="*", default=["sfew/validation"],
                        help="corpus/split pairs also evaluated after every epoch, never used for selection.")
+    group.add_argument("--selection_crops", "--selection-crops", default="cache", choices=["cache", "recognizer"],
+                       help="How the development faces are framed: 'cache' = the training face cache's centre "
+                            "frame (fast; a loose proxy of what users' photos give the model); 'recognizer' = as "
+                            "`fer-hf evaluate` reads the split (muxspace / tfeid photos cropped by the recognizer's "
+                            "detection, margin and eye alignment; FER2013 and SFEW through the saved image "
+                            "processor), decoded once before the first epoch.")
 
 
 @dataclass
@@ -232,7 +279,8 @@ def train_multicorpus(args, command: str) -> dict:
                               detector_name=args.face_detector)
     train = {c: load_cache(files[c]["train"]) for c in mix}
     try:
-        monitor = {s: load_cache(files[s.split("/")[0]][s.split("/")[1]]) for s in monitored}
+        monitor = {s: load_cache(files[s.split("/")[0]][s.split("/")[1]]) for s in monitored
+                   if args.selection_crops == "cache"}
     except KeyError as error:
         raise ValueError(f"unknown development split {error}; corpora and their splits: "
                          f"{ {c: sorted(spec.splits) for c, spec in CORPORA.items()} }") from None
@@ -252,6 +300,10 @@ def train_multicorpus(args, command: str) -> dict:
     else:
         model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides))
     image_size = model.config.image_size
+    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": image_size, "width": image_size},
+                                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+    if args.selection_crops == "recognizer":
+        monitor = recognizer_dev_sets(monitored, args.shared_data_dir, processor)
     if args.backbone_weights:
         report = load_backbone_weights(model, args.backbone_weights)
         logger.info("backbone: %d tensors loaded from %s", len(report["loaded"]), args.backbone_weights)
@@ -299,7 +351,8 @@ def train_multicorpus(args, command: str) -> dict:
                 "augmentation": augmentation.to_dict(), "selection_splits": selection,
                 "min_class_faces": MIN_CLASS_FACES, "train_faces": {c: int(len(d["labels"])) for c, d in train.items()},
                 "backbone_weights": args.backbone_weights, "model_name_or_path": args.model_name_or_path,
-                "original_label_weight": args.original_label_weight, "mixed_precision": args.mixed_precision}
+                "original_label_weight": args.original_label_weight, "mixed_precision": args.mixed_precision,
+                "selection_crops": args.selection_crops}
     (output_dir / "mix_settings.json").write_text(json.dumps(settings, indent=1))
     # bf16 autocast for the training forward only (the loss and every development report stay float32)
     autocast = args.mixed_precision == "bf16"
@@ -328,7 +381,8 @@ def train_multicorpus(args, command: str) -> dict:
         train_seconds = time.time() - t0
         reports = {}
         for split, cache in monitor.items():
-            logits = evaluate_cache(model, cache, image_size)
+            logits = (evaluate_processed(model, processor, cache["images"]) if args.selection_crops == "recognizer"
+                      else evaluate_cache(model, cache, image_size))
             minimum = min_class_faces(split)
             reports[split] = split_report(cache["labels"], logits, num_labels, minimum)
         score = float(np.mean([reports[s]["balanced_accuracy"] for s in selection]))
@@ -365,8 +419,6 @@ def train_multicorpus(args, command: str) -> dict:
             logger.info("stopping after epoch %d, %.1f minutes (resume with --resume_from_checkpoint latest)",
                         epoch + 1, (time.time() - started) / 60)
             return {"stopped_early": True, "epoch": epoch + 1, "best": best}
-    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": image_size, "width": image_size},
-                                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
     processor.save_pretrained(output_dir / "best")
     result = {"stopped_early": False, "best": best, "epochs": len(history)}
     (output_dir / "train_result.json").write_text(json.dumps(result, indent=1))
