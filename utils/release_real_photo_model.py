@@ -88,6 +88,10 @@ def main(argv=None) -> dict:
                              "biases are applied when its adoption test passed.")
     parser.add_argument("--trained_on", required=True,
                         help="Where the model was trained, for the card (e.g. \"2-core AMD EPYC CPU, no GPU\").")
+    parser.add_argument("--limitation", action="append", default=[],
+                        help="An extra bullet for the card's 'Limitations and bias' (repeatable): what was seen "
+                             "while judging this model (weak classes, misread sample photos, how it compares with "
+                             "the default before it).")
     parser.add_argument("--reports_dir", default="runs/release")
     parser.add_argument("--reuse_reports", action="store_true",
                         help="Read each split's metrics.json from --reports_dir where an earlier run of this command "
@@ -128,7 +132,7 @@ def main(argv=None) -> dict:
         "date": datetime.date.today().isoformat(), "trained_on": args.trained_on,
         "best_epoch": best["epoch"], "epochs_trained": len(log), "selection_score": best["selection_score"],
         "prior_correction": correction, "test": splits["fer2013/test"], "validation": splits["fer2013/validation"],
-        "splits": splits}
+        "splits": splits, "limitations": list(args.limitation)}
     (out / "eval_results.json").write_text(json.dumps(results, indent=1))
     (out / "README.md").write_text(model_card(args.name, {**results, "log": log}, settings, model))
     print(f"released {out}; now run: PYTHONPATH=. python utils/fix_copies.py")
@@ -165,6 +169,11 @@ def model_card(name: str, results: dict, settings: dict, model) -> str:
     fer_targets = ("with FER+ vote distributions as soft labels" if not weight else
                    f"targets: {1 - weight:g} x its FER+ vote distribution + {weight:g} x its own FER2013 label")
     frozen = [entry["epoch"] for entry in results["log"] if entry.get("frozen_blocks")]
+    extra = "".join(f"- {text}\n" for text in results.get("limitations", []))
+    selection_frame = ("each read as `fer-hf evaluate` reads it (muxspace and tfeid photos cropped by the recognizer)"
+                       if settings.get("selection_crops") == "recognizer" else
+                       "read on the training face cache's centre frames (the figures below go through the "
+                       "recognizer)")
     freezing = (f"Epoch{'s' if len(frozen) > 1 else ''} {', '.join(map(str, frozen))} trained the head with the early "
                 "blocks frozen; " if frozen else "No blocks were frozen; ")
     return f"""---
@@ -218,7 +227,7 @@ model was trained on faces framed exactly as the recognizer frames them.
 ## Results
 
 Checkpoint: epoch {results['best_epoch']} of {results['epochs_trained']}, chosen on the mean balanced accuracy over the
-three development splits (docs/real_photos_rules.md, written before the runs). The other splits were not used
+three development splits (docs/real_photos_rules.md, written before the runs), {selection_frame}. The other splits were not used
 to choose anything. muxspace and tfeid are split by person (nobody in a test split is in training); their
 photos go through the recognizer's MTCNN detection, framing and alignment. Balanced accuracy is the mean
 per-class recall over the classes of the split (on muxspace over the classes with at least 50 test or 25
@@ -253,7 +262,7 @@ ROC) are written by `fer-hf evaluate`. Trained by `{results['training_command']}
 - muxspace's labels are weakest outside happy and neutral (its data card); its test split has few angry, sad,
   disgust and fear faces, so its balanced accuracy covers the classes with at least 50 faces only.
 - Fear and disgust are rare in real-photo data; their recall on real photos is the least certain figure here.
-- No AffectNet, RAF-DB or face-pretrained weights were available; the ImageNet start and 7 small corpora bound
+{extra}- No AffectNet, RAF-DB or face-pretrained weights were available; the ImageNet start and 7 small corpora bound
   what this model can learn. Accuracy on profile faces, occlusions, children and faces far from the corpora's
   demographic mix is unmeasured: do not assume equal accuracy across age, gender or skin tone.
 
