@@ -92,11 +92,12 @@ DEVELOPMENT_SPLITS = (("muxspace", "validation"), ("tfeid", "validation"))
 
 
 def development_log_probabilities(model_name_or_path, data_root, splits=DEVELOPMENT_SPLITS,
-                                  batch_size: int = 256) -> dict:
+                                  batch_size: int = 256, model=None) -> dict:
     """{``corpus/split``: (log-probabilities float64 (N, num_labels) of the model without any logit adjustment,
     labels int64 (N,))} on real-photo development splits, each photo cropped by the recognizer
     (`fer_hf.evaluation.report.load_evaluation_split`). Log-probabilities differ from logits by one constant per
-    face, which changes neither the argmax nor the fitted biases.
+    face, which changes neither the argmax nor the fitted biases. ``model``: the model already loaded from
+    ``model_name_or_path`` (its ``config.logit_adjustment`` is cleared), else it is loaded here.
 
     Raises:
         ValueError: for a ``test`` split (a prior correction is never fitted on a test split) or a model whose
@@ -113,7 +114,7 @@ def development_log_probabilities(model_name_or_path, data_root, splits=DEVELOPM
         if split == "test":
             raise ValueError(f"{corpus}/{split}: a prior correction is fitted on development splits only, never "
                              "on a test split")
-    model = load_fer_model(model_name_or_path)
+    model = model if model is not None else load_fer_model(model_name_or_path)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     if labels != list(FER2013_LABELS):
         raise ValueError(f"prior correction expects the FER2013 label order {FER2013_LABELS}; the model has {labels}")
@@ -151,7 +152,10 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     command = "python -m fer_hf.training.prior_correction " + " ".join(shlex.quote(a) for a in
                                                                         (sys.argv[1:] if argv is None else argv))
-    dev = development_log_probabilities(args.model, args.data)
+    from ..models import load_fer_model
+
+    model = load_fer_model(args.model)  # loaded once: scored here, saved with the biases under --apply
+    dev = development_log_probabilities(args.model, args.data, model=model)
     minimum = {name: min_class_faces(name) for name in dev}
     result = cross_fitted_gain(dev, len(FER2013_LABELS), minimum)
     result.update({"model": str(args.model), "splits": list(dev), "min_class_faces": minimum,
@@ -163,9 +167,6 @@ def main(argv=None) -> dict:
     if args.apply and result["adopt"]:
         from transformers import AutoImageProcessor
 
-        from ..models import load_fer_model
-
-        model = load_fer_model(args.model)
         if not hasattr(model.config, "logit_adjustment"):
             raise ValueError(f"{model.config.model_type} has no logit_adjustment in its config")
         model.config.logit_adjustment = [float(v) for v in result["bias"]]
