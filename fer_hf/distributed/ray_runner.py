@@ -212,12 +212,6 @@ def _predict_each(recognizer, values: list, opener, batch_size: int):
         yield index, failures.get(index, result)
 
 
-def _video_table_rows(file: str, rows: list) -> list:
-    from ..cli.predict import video_table_rows
-
-    return video_table_rows(file, rows)
-
-
 class FaceWorker:
     """The Ray actor of `predict_files`: one `FaceExpressionRecognizer`, loaded once; called on one work
     unit at a time (``map_batches(batch_size=1)``), returns its face rows (pyarrow table, `table_fields`
@@ -320,10 +314,11 @@ class _FileAssembler:
             if errors:  # as the single-process run: a video that fails is one error row
                 rows = [{"file": file.path, "status": errors[0]["status"]}]
             else:
+                from ..cli.predict import video_table_rows
                 from ..inference.video import assign_track_ids
 
                 assign_track_ids(rows, self.fps, self.sample_fps)
-                rows = _video_table_rows(file.path, rows)
+                rows = video_table_rows(file.path, rows)
         self.done, self.order = self.order, None
         yield file, rows
 

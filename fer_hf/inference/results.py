@@ -128,7 +128,9 @@ def write_rows(rows: list, fields: Sequence[str], destination) -> None:
         ValueError: for another extension. OSError: if the folder cannot be written.
     """
     if hasattr(destination, "write"):
-        _write_csv(rows, fields, destination)
+        writer = csv.DictWriter(destination, fieldnames=list(fields), restval="", extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
         return
     with RowWriter(destination, fields) as writer:
         writer.write(rows)
@@ -257,9 +259,3 @@ def read_rows(source) -> list:
 
         return pq.read_table(source).to_pylist()
     raise ValueError(f"Unknown output format {source.suffix!r}; use one of {OUTPUT_FORMATS}")
-
-
-def _write_csv(rows, fields, stream) -> None:
-    writer = csv.DictWriter(stream, fieldnames=list(fields), restval="", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
