@@ -10,7 +10,8 @@ validation people, tfeid validation performers; each photo cropped by the recogn
 - gate (a): webcam path >= 30 frames/s at the webcam tab's defaults (blazeface-full, detection every 3rd frame,
   torch, 1 thread), read from benchmarks/results/live_path_side_by_side.json, where the candidates must have been measured
   side by side in one run (`benchmarks/live_path.py --model A B ...`); a candidate without a measurement fails.
-The chosen default is the best score among the candidates that pass both gates. Writes
+The chosen default is the best score among the candidates that pass both gates; with ``--incumbent NAME
+--margin M`` the incumbent stays unless that best score is at least M points above its own. Writes
 ``benchmarks/results/real_photo_default.md`` and ``.json``. No test split is read.
 """
 
@@ -72,19 +73,29 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", default=str(DATA))
     parser.add_argument("--live_path", default=str(result_path("live_path_side_by_side", ".json")),
                         help="live_path.py results holding the candidates measured side by side.")
+    parser.add_argument("--incumbent", default=None,
+                        help="The default now (one of --models): another candidate replaces it only if its score is "
+                             "at least --margin higher (a rule may ask for one, e.g. docs/real_photos_rules.md run 5).")
+    parser.add_argument("--margin", type=float, default=0.0,
+                        help="Points of mean balanced accuracy (0-100) a candidate must gain over --incumbent.")
     parser.add_argument("--output_name", default="real_photo_default",
                         help="Results go to benchmarks/results/<this>.md and .json (one file per decision).")
     args = parser.parse_args(argv)
+    if args.incumbent is not None and args.incumbent not in args.models:
+        parser.error(f"--incumbent {args.incumbent} is not one of --models")
     live = json.loads(Path(args.live_path).read_text()) if Path(args.live_path).is_file() else {}
     live = live.get("runs", live)
     started = time.time()
     candidates = {name: judge(name, Path(args.data), live) for name in args.models}
     passing = [name for name, c in candidates.items() if c["recall_gate"] and c["speed_gate"]]
     chosen = max(passing, key=lambda name: candidates[name]["score"]) if passing else None
+    if args.incumbent in passing and chosen != args.incumbent and (
+            candidates[chosen]["score"] - candidates[args.incumbent]["score"]) * 100 < args.margin:
+        chosen = args.incumbent  # the challenger's gain is inside the margin the rule asks for
     result = {"command": command_line("real_photo_default", argv), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                           time.gmtime()),
               "machine": machine(), "run_time_s": round(time.time() - started, 1), "rule": "docs/real_photos_rules.md",
-              "candidates": candidates, "chosen": chosen}
+              "incumbent": args.incumbent, "margin_points": args.margin, "candidates": candidates, "chosen": chosen}
     write_json(result_path(args.output_name, ".json"), result)
     lines = ["| candidate | mean balanced accuracy | muxspace val | tfeid val | lowest pooled recall | "
              "webcam frames/s (1 thread) | gates passed |", "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -105,7 +116,8 @@ thread; from `{Path(args.live_path).relative_to(REPO) if Path(args.live_path).is
 through the recognizer's detection, framing and alignment. No test split is read here.
 
 {chr(10).join(lines)}
-
+{f"{chr(10)}Incumbent: `{args.incumbent}`; another candidate replaces it only with a score at least {args.margin:g} "
+ f"points higher.{chr(10)}" if args.incumbent else ""}
 **Chosen: {f'`{chosen}`' if chosen else 'none of the candidates passes both gates'}**
 
 Command: `{result['command']}`  
