@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..evaluation.metrics import MIN_CLASS_FACES, min_class_faces, split_report
+from ..evaluation.report import load_evaluation_split, predict_log_probabilities
 from ..image_processing_fer import FerImageProcessor
 from ..labels import FER2013_LABELS
 from ..models import build_model, load_fer_model, parse_config_overrides
@@ -128,22 +129,11 @@ def evaluate_cache(model, cache: dict, image_size: int, batch_size: int = 256) -
     return np.concatenate(out)
 
 
-@torch.no_grad()
-def evaluate_processed(model, processor, images_uint8: torch.Tensor, batch_size: int = 256) -> np.ndarray:
-    """Logits (N, num_labels) float32 of uint8 faces (N, C, H, W) already passed through
-    ``processor.convert_and_resize`` (`recognizer_dev_sets`), normalised by the processor as at inference."""
-    model.eval()
-    out = []
-    for start in range(0, len(images_uint8), batch_size):
-        x = processor.rescale_and_normalize(images_uint8[start:start + batch_size])
-        out.append(model(pixel_values=x.contiguous(memory_format=torch.channels_last)).logits.float().numpy())
-    return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), np.float32)
-
-
 def recognizer_dev_sets(splits, data_root, processor) -> dict:
     """Development splits as ``fer-hf evaluate`` reads them (`fer_hf.evaluation.report.load_evaluation_split`:
     muxspace / tfeid photos replaced by the recognizer's crop of their face, cached by
-    `fer_hf.evaluation.face_crops`), decoded once through ``processor`` (`fer_hf.data.dataset_to_uint8`).
+    `fer_hf.evaluation.face_crops`), decoded once through ``processor`` (`fer_hf.data.dataset_to_uint8`); scored
+    with `fer_hf.evaluation.report.predict_log_probabilities`, as ``fer-hf evaluate`` scores them.
 
     Args:
         splits: ``corpus/split`` names (corpora of `CORPORA`); data_root: the shared data folder.
@@ -154,7 +144,6 @@ def recognizer_dev_sets(splits, data_root, processor) -> dict:
         ValueError: for an unknown corpus or split, or a split whose labels are not FER2013's seven.
     """
     from ..data import dataset_to_uint8
-    from ..evaluation.report import load_evaluation_split
 
     out = {}
     for key in splits:
@@ -274,16 +263,19 @@ def train_multicorpus(args, command: str) -> dict:
         torch.set_num_threads(args.num_threads)
     selection = list(args.selection_splits)
     monitored = selection + [s for s in args.report_splits if s not in selection]
-    corpora = sorted(set(mix) | {s.split("/")[0] for s in monitored})
+    # with recognizer crops the development splits are read as `fer-hf evaluate` reads them (below), so only the
+    # training corpora need a face cache
+    recognizer_crops = args.selection_crops == "recognizer"
+    corpora = sorted(set(mix) | (set() if recognizer_crops else {s.split("/")[0] for s in monitored}))
     files = build_face_caches(corpora, args.shared_data_dir, args.face_cache_dir,
                               detector_name=args.face_detector)
     train = {c: load_cache(files[c]["train"]) for c in mix}
-    try:
-        monitor = {s: load_cache(files[s.split("/")[0]][s.split("/")[1]]) for s in monitored
-                   if args.selection_crops == "cache"}
-    except KeyError as error:
-        raise ValueError(f"unknown development split {error}; corpora and their splits: "
-                         f"{ {c: sorted(spec.splits) for c, spec in CORPORA.items()} }") from None
+    if not recognizer_crops:
+        try:
+            monitor = {s: load_cache(files[s.split("/")[0]][s.split("/")[1]]) for s in monitored}
+        except KeyError as error:
+            raise ValueError(f"unknown development split {error}; corpora and their splits: "
+                             f"{ {c: sorted(spec.splits) for c, spec in CORPORA.items()} }") from None
     leaks = [s for s in monitored if s.endswith("/train") and s.split("/")[0] in mix]
     if leaks:
         raise ValueError(f"{leaks} are training data of this mix; choose validation splits")
@@ -302,7 +294,7 @@ def train_multicorpus(args, command: str) -> dict:
     image_size = model.config.image_size
     processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": image_size, "width": image_size},
                                   image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
-    if args.selection_crops == "recognizer":
+    if recognizer_crops:
         monitor = recognizer_dev_sets(monitored, args.shared_data_dir, processor)
     if args.backbone_weights:
         report = load_backbone_weights(model, args.backbone_weights)
@@ -381,7 +373,7 @@ def train_multicorpus(args, command: str) -> dict:
         train_seconds = time.time() - t0
         reports = {}
         for split, cache in monitor.items():
-            logits = (evaluate_processed(model, processor, cache["images"]) if args.selection_crops == "recognizer"
+            logits = (predict_log_probabilities(model, processor, cache["images"], device="cpu") if recognizer_crops
                       else evaluate_cache(model, cache, image_size))
             minimum = min_class_faces(split)
             reports[split] = split_report(cache["labels"], logits, num_labels, minimum)

@@ -105,10 +105,10 @@ def development_log_probabilities(model_name_or_path, data_root, splits=DEVELOPM
     """
     from transformers import AutoImageProcessor
 
-    from ..data.common import dataset_to_uint8
-    from ..evaluation.report import load_evaluation_split, predict_log_probabilities
+    from ..evaluation.report import predict_log_probabilities
     from ..labels import FER2013_LABELS
     from ..models import load_fer_model
+    from .multicorpus import recognizer_dev_sets
 
     for corpus, split in splits:
         if split == "test":
@@ -121,13 +121,9 @@ def development_log_probabilities(model_name_or_path, data_root, splits=DEVELOPM
     if getattr(model.config, "logit_adjustment", None) is not None:
         model.config.logit_adjustment = None  # fit against the plain model
     processor = AutoImageProcessor.from_pretrained(str(model_name_or_path), trust_remote_code=False)
-    out = {}
-    for corpus, split in splits:
-        ds = load_evaluation_split(corpus, Path(data_root) / corpus, split)
-        images, targets = dataset_to_uint8(ds, processor, desc=f"decode {corpus}/{split}")
-        out[f"{corpus}/{split}"] = (predict_log_probabilities(model, processor, images, batch_size=batch_size),
-                                    targets.numpy())
-    return out
+    decoded = recognizer_dev_sets([f"{corpus}/{split}" for corpus, split in splits], data_root, processor)
+    return {key: (predict_log_probabilities(model, processor, split["images"], batch_size=batch_size), split["labels"])
+            for key, split in decoded.items()}
 
 
 def main(argv=None) -> dict:
