@@ -22,7 +22,8 @@ from fer_hf.models import build_model
 from fer_hf.training.backbones import load_backbone_weights
 from fer_hf.training.framing import context_crop, recognizer_frame
 from fer_hf.evaluation.metrics import split_report
-from fer_hf.training.multicorpus import IMAGENET_MEAN, IMAGENET_STD, MixingSampler, normalize, training_targets
+from fer_hf.training.multicorpus import (IMAGENET_MEAN, IMAGENET_STD, MixingSampler, model_input,
+                                         training_targets)
 from fer_hf.training.real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
 
 from conftest import CKPLUS, DATA, FER2013_ZIP, REPO, SAMPLES
@@ -116,16 +117,22 @@ def test_training_framing_is_the_recognizers_crop_on_a_real_photo():
     inference = processor(face_crop(photo, box, 0.2, adjustment), return_tensors="pt")["pixel_values"]
     # training's cached context crop, framed at scale 1 (evaluation) and by augment_batch with no randomness
     context = torch.from_numpy(context_crop(photo, frame, 160)).permute(2, 0, 1)[None]
-    evaluation = normalize(centre_frame(context.float() / 255, size))
+    evaluation = model_input(centre_frame(context.float() / 255, size), processor)
     identity = RealPhotoAugmentation(scale=(1.0, 1.0), aspect=(1.0, 1.0), offset=0.0, rotation=0.0, flip=0.0,
                                      brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, grayscale=0.0,
                                      blur=0.0, downscale=0.0, jpeg=0.0, erasing=0.0)
-    training = normalize(augment_batch(context, size, identity, torch.Generator().manual_seed(0)))
+    training = model_input(augment_batch(context, size, identity, torch.Generator().manual_seed(0)), processor)
     # same face, same framing: only resampling differs (a shifted or rescaled frame differs far more)
     assert (inference - evaluation).abs().mean() < 0.05
     assert (inference - training).abs().mean() < 0.08
     shifted = processor(photo.crop((frame[0] + 15, frame[1], frame[2] + 15, frame[3])), return_tensors="pt")
     assert (inference - shifted["pixel_values"]).abs().mean() > 2 * (inference - evaluation).abs().mean()
+    # a gray 48 px model (a FER2013 VGG fine-tuned on the mix) is fed the same frame in gray, as its processor does
+    gray = FerImageProcessor(num_channels=1, size={"height": 48, "width": 48})
+    gray_inference = gray(face_crop(photo, box, 0.2, adjustment), return_tensors="pt")["pixel_values"]
+    gray_training = model_input(augment_batch(context, 48, identity, torch.Generator().manual_seed(0)), gray)
+    assert gray_training.shape == gray_inference.shape == (1, 1, 48, 48)
+    assert (gray_inference - gray_training).abs().mean() < 0.08
 
 
 def test_imagenet_weights_change_the_backbone_and_a_wrong_file_is_refused(tmp_path):
@@ -270,13 +277,15 @@ def test_multicorpus_run_can_start_from_a_released_model(tmp_path):
     assert both.returncode != 0 and "give one of them" in both.stderr
 
 
-def test_recognizer_selection_crops_score_the_split_as_fer_hf_evaluate_does(tmp_path):
+@pytest.mark.parametrize("name, floor", [("fer-mobilenet-real-2", 0.6), ("fer-vgg-44-distilled-ft", 0.45)])
+def test_recognizer_selection_crops_score_the_split_as_fer_hf_evaluate_does(tmp_path, name, floor):
     """--selection_crops recognizer: the development report written after an epoch is the one `fer-hf evaluate`
     gives the saved model on the same split (tfeid validation performers, photos cropped by the recognizer's
-    MTCNN detection and eye alignment), and it reads them as the released model it started from does."""
+    MTCNN detection and eye alignment), and it reads them as the released model it started from does: a colour
+    ImageNet MobileNet and a gray 48 px FER2013 VGG, each trained and saved with its own processor."""
     from fer_hf.evaluation.report import evaluate_model
 
-    released = REPO / "model_cards" / "fer-mobilenet-real-2"
+    released = REPO / "model_cards" / name
     out = tmp_path / "run"
     argv = ["--corpus_mix", "tfeid=1", "--selection_splits", "tfeid/validation", "--report_splits",
             "--selection_crops", "recognizer", "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"),
@@ -291,4 +300,11 @@ def test_recognizer_selection_crops_score_the_split_as_fer_hf_evaluate_does(tmp_
     assert logged["faces"] == evaluated["num_images"] == 187
     assert logged["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-9)
     assert logged["balanced_accuracy"] == pytest.approx(evaluated["balanced_accuracy"], abs=1e-9)
-    assert logged["balanced_accuracy"] > 0.6  # the released model reads these performers (72% balanced)
+    assert logged["balanced_accuracy"] > floor  # as the released model reads these performers (72% / 54% balanced)
+    assert logged["balanced_accuracy"] == pytest.approx(
+        evaluate_model(released, "tfeid", DATA / "tfeid", split="validation", calibration_split="none")
+        ["balanced_accuracy"], abs=0.03)
+    saved = json.loads((out / "best" / "preprocessor_config.json").read_text())
+    original = json.loads((released / "preprocessor_config.json").read_text())
+    assert {k: saved[k] for k in ("num_channels", "size", "image_mean", "image_std")} == \
+        {k: original[k] for k in ("num_channels", "size", "image_mean", "image_std")}

@@ -24,7 +24,7 @@ from ..labels import FER2013_LABELS
 from ..models import build_model, load_fer_model, parse_config_overrides
 from .backbones import load_backbone_weights
 from .face_cache import CORPORA, build_face_caches, load_cache
-from .real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame
+from .real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame, luma
 
 logger = logging.getLogger(__name__)
 
@@ -110,21 +110,39 @@ class MixingSampler:
         self.rng.bit_generator.state = state["bit_generator"]
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """float (batch, 3, H, W) in [0, 1] -> ImageNet-normalized (what `FerImageProcessor` gives the family)."""
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+def new_model_processor(config) -> FerImageProcessor:
+    """The processor a new model is trained with: for a 3-channel model (`fer_mobilenet` and the other
+    ImageNet-initialised families) colour at ``config.image_size`` px with ImageNet mean / std; for a 1-channel one
+    (`fer_vgg` ...) gray with fer_hf's default mean / std."""
+    size = {"height": config.image_size, "width": config.image_size}
+    if config.num_channels == 3:
+        return FerImageProcessor(num_channels=3, do_grayscale=False, size=size, image_mean=IMAGENET_MEAN,
+                                 image_std=IMAGENET_STD)
+    return FerImageProcessor(num_channels=config.num_channels, size=size)
+
+
+def model_input(x: torch.Tensor, processor: FerImageProcessor) -> torch.Tensor:
+    """float RGB (batch, 3, H, W) in [0, 1] -> what ``processor`` gives its model from the same face: gray by the
+    luma transform for a 1-channel processor (3 equal channels for a 3-channel one with ``do_grayscale``), then
+    normalized with its ``image_mean`` / ``image_std``. float (batch, processor.num_channels, H, W)."""
+    if processor.num_channels == 1:
+        x = luma(x)
+    elif getattr(processor, "do_grayscale", False):
+        x = luma(x).expand(-1, 3, -1, -1)
+    mean = torch.tensor(processor.image_mean, dtype=x.dtype).view(1, -1, 1, 1)
+    std = torch.tensor(processor.image_std, dtype=x.dtype).view(1, -1, 1, 1)
     return (x - mean) / std
 
 
 @torch.no_grad()
-def evaluate_cache(model, cache: dict, image_size: int, batch_size: int = 256) -> np.ndarray:
-    """Logits (N, num_labels) float32 of the recognizer frame of every cached face."""
+def evaluate_cache(model, cache: dict, processor: FerImageProcessor, batch_size: int = 256) -> np.ndarray:
+    """Logits (N, num_labels) float32 of the recognizer frame of every cached face, as ``processor`` feeds it."""
     model.eval()
     out = []
     for start in range(0, len(cache["labels"]), batch_size):
         images = torch.from_numpy(cache["images"][start:start + batch_size]).permute(0, 3, 1, 2).float() / 255.0
-        x = normalize(centre_frame(images, image_size)).contiguous(memory_format=torch.channels_last)
+        x = model_input(centre_frame(images, processor.size["height"]), processor)
+        x = x.contiguous(memory_format=torch.channels_last)
         out.append(model(pixel_values=x).logits.float().numpy())
     return np.concatenate(out)
 
@@ -158,9 +176,17 @@ def recognizer_dev_sets(splits, data_root, processor) -> dict:
     return out
 
 
+def backbone_blocks(model):
+    """The ordered blocks ``--freeze_blocks`` counts: ``features`` of the torchvision-based families
+    (`fer_mobilenet`, `fer_efficientnet`), ``stages`` of the fer_hf CNNs (`fer_vgg`, `fer_conv1x1`, `fer_lrn`,
+    `fer_acnn_alstm`); None for a model with neither."""
+    base = model.base_model
+    return getattr(base, "features", None) if hasattr(base, "features") else getattr(base, "stages", None)
+
+
 def set_frozen(model, blocks: int) -> None:
-    """Freeze the stem and the first ``blocks`` of ``features`` (weights and BatchNorm statistics)."""
-    for i, block in enumerate(model.base_model.features):
+    """Freeze the first ``blocks`` of `backbone_blocks` (weights and BatchNorm statistics)."""
+    for i, block in enumerate(backbone_blocks(model)):
         frozen = i < blocks
         for p in block.parameters():
             p.requires_grad = not frozen
@@ -232,15 +258,16 @@ def training_targets(soft: np.ndarray, labels: np.ndarray, num_labels: int, orig
     return targets * (1 - smoothing) + smoothing / num_labels
 
 
-def _gather(caches: dict, pairs: list, image_size: int, augmentation, generator, num_labels, smoothing,
-            original_label_weight: float = 0.0) -> _Batch:
+def _gather(caches: dict, pairs: list, processor: FerImageProcessor, augmentation, generator, num_labels,
+            smoothing, original_label_weight: float = 0.0) -> _Batch:
     images = np.stack([caches[c]["images"][i] for c, i in pairs])
     soft = np.stack([caches[c]["soft_labels"][i] for c, i in pairs])
     gray = torch.tensor([bool(caches[c]["is_gray"][i]) for c, i in pairs])
     labels = torch.tensor([int(caches[c]["labels"][i]) for c, i in pairs])
-    x = augment_batch(torch.from_numpy(images).permute(0, 3, 1, 2), image_size, augmentation, generator, gray)
+    x = augment_batch(torch.from_numpy(images).permute(0, 3, 1, 2), processor.size["height"], augmentation,
+                      generator, gray)
     targets = training_targets(soft, labels.numpy(), num_labels, original_label_weight, smoothing)
-    return _Batch(normalize(x).contiguous(memory_format=torch.channels_last), targets, labels)
+    return _Batch(model_input(x, processor).contiguous(memory_format=torch.channels_last), targets, labels)
 
 
 def train_multicorpus(args, command: str) -> dict:
@@ -251,7 +278,7 @@ def train_multicorpus(args, command: str) -> dict:
     ``eval_results.json``. Resumes from the newest complete checkpoint with ``--resume_from_checkpoint latest``.
 
     Raises:
-        ValueError: for a bad ``--corpus_mix`` or a model type without a ``features`` backbone to freeze.
+        ValueError: for a bad ``--corpus_mix`` or a model without `backbone_blocks` to freeze.
     """
     from transformers import set_seed
 
@@ -286,14 +313,14 @@ def train_multicorpus(args, command: str) -> dict:
                          "--backbone_weights is for a new one: give one of them")
     if args.model_name_or_path:  # fine-tuning a trained fer_hf model (e.g. a released real-photo model)
         model = load_fer_model(args.model_name_or_path)
-        if not hasattr(model.base_model, "features"):
-            raise ValueError(f"{args.model_name_or_path} ({model.config.model_type}) has no `features` backbone "
-                             "to freeze; multi-corpus training needs one (fer_mobilenet, fer_efficientnet)")
+        if backbone_blocks(model) is None:
+            raise ValueError(f"{args.model_name_or_path} ({model.config.model_type}) has no backbone blocks "
+                             "to freeze; multi-corpus training needs one (fer_mobilenet, fer_efficientnet, fer_vgg, ...)")
     else:
         model = build_model(args.model_type, args.config_preset, parse_config_overrides(args.config_overrides))
-    image_size = model.config.image_size
-    processor = FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": image_size, "width": image_size},
-                                  image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD)
+    # a warm start is fed as its saved processor feeds it (a gray 48 px FER2013 VGG stays gray at 48 px)
+    processor = (FerImageProcessor.from_pretrained(args.model_name_or_path) if args.model_name_or_path
+                 else new_model_processor(model.config))
     if recognizer_crops:
         monitor = recognizer_dev_sets(monitored, args.shared_data_dir, processor)
     if args.backbone_weights:
@@ -357,7 +384,7 @@ def train_multicorpus(args, command: str) -> dict:
         from tqdm.auto import tqdm
 
         for _ in tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", mininterval=30):
-            batch = _gather(train, sampler.draw(args.per_device_train_batch_size), image_size, augmentation,
+            batch = _gather(train, sampler.draw(args.per_device_train_batch_size), processor, augmentation,
                             generator, num_labels, args.label_smoothing, args.original_label_weight)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 logits = model(pixel_values=batch.pixel_values).logits
@@ -374,7 +401,7 @@ def train_multicorpus(args, command: str) -> dict:
         reports = {}
         for split, cache in monitor.items():
             logits = (predict_log_probabilities(model, processor, cache["images"], device="cpu") if recognizer_crops
-                      else evaluate_cache(model, cache, image_size))
+                      else evaluate_cache(model, cache, processor))
             minimum = min_class_faces(split)
             reports[split] = split_report(cache["labels"], logits, num_labels, minimum)
         score = float(np.mean([reports[s]["balanced_accuracy"] for s in selection]))

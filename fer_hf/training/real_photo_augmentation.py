@@ -111,7 +111,9 @@ def centre_frame(context: torch.Tensor, output_size: int, context_scale: float =
     return F.interpolate(crop, size=(output_size, output_size), mode="bilinear", antialias=True, align_corners=False)
 
 
-def _gray(x: torch.Tensor) -> torch.Tensor:
+def luma(x: torch.Tensor) -> torch.Tensor:
+    """float RGB (batch, 3, H, W) -> (batch, 1, H, W) by the ITU-R 601-2 luma transform (PIL's ``convert("L")``,
+    what `FerImageProcessor` uses for gray models)."""
     weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
     return (x * weights).sum(1, keepdim=True)
 
@@ -142,9 +144,9 @@ def augment_batch(context: torch.Tensor, output_size: int, settings: RealPhotoAu
     view = (n, 1, 1, 1)
     # colour: brightness, contrast around the face's mean grey, saturation around its grey, hue via YIQ
     x = x * _uniform(1 - s.brightness, 1 + s.brightness, n, g).view(view)
-    mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+    mean = luma(x).mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * _uniform(1 - s.contrast, 1 + s.contrast, n, g).view(view) + mean
-    gray = _gray(x)
+    gray = luma(x)
     x = (x - gray) * _uniform(1 - s.saturation, 1 + s.saturation, n, g).view(view) + gray
     if s.hue > 0:
         angle = _uniform(-s.hue, s.hue, n, g) * 2 * math.pi
@@ -158,7 +160,7 @@ def augment_batch(context: torch.Tensor, output_size: int, settings: RealPhotoAu
     turn_gray = torch.rand(n, generator=g) < s.grayscale
     if is_gray is not None:
         turn_gray = turn_gray | is_gray.bool()
-    x = torch.where(turn_gray.view(view), _gray(x).expand_as(x), x).clamp(0, 1)
+    x = torch.where(turn_gray.view(view), luma(x).expand_as(x), x).clamp(0, 1)
     # small faces: down to a random side, back up (groups of equal size share one interpolate call)
     down = torch.rand(n, generator=g) < s.downscale
     if down.any():
