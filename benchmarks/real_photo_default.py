@@ -11,7 +11,9 @@ validation people, tfeid validation performers; each photo cropped by the recogn
   torch, 1 thread), read from benchmarks/results/live_path_side_by_side.json, where the candidates must have been measured
   side by side in one run (`benchmarks/live_path.py --model A B ...`); a candidate without a measurement fails.
 The chosen default is the best score among the candidates that pass both gates; with ``--incumbent NAME
---margin M`` the incumbent stays unless that best score is at least M points above its own. Writes
+--margin M`` the incumbent stays unless that best score is at least M points above its own, or (with
+``--fer2013_bar A``, run 6's clause B) a candidate scores at least the incumbent's score and reaches accuracy A (%)
+on FER2013 PublicTest (the validation split, read through `fer-hf evaluate`). Writes
 ``benchmarks/results/real_photo_default.md`` and ``.json``. No test split is read.
 """
 
@@ -46,7 +48,7 @@ def webcam_fps(live: dict, name: str):
     return None, f"{run['command']} ({run['date']})"
 
 
-def judge(name: str, data: Path, live: dict) -> dict:
+def judge(name: str, data: Path, live: dict, fer2013_bar=None) -> dict:
     from fer_hf.evaluation.report import evaluate_model
 
     splits, pooled = {}, {}
@@ -61,7 +63,11 @@ def judge(name: str, data: Path, live: dict) -> dict:
             pooled[label] = (hits + m["recall"] * m["support"], faces + m["support"])
     recall = {label: hits / faces for label, (hits, faces) in pooled.items() if faces >= MIN_POOLED_FACES}
     fps, measured = webcam_fps(live, name)
-    return {"score": sum(s["balanced_accuracy"] for s in splits.values()) / len(splits), "splits": splits,
+    public_test = None
+    if fer2013_bar is not None:
+        public_test = evaluate_model(model_path(name), "fer2013", str(data / "fer2013"), split="validation",
+                                     calibration_split="none")["accuracy"]
+    return {"fer2013_public_test_accuracy": public_test, "score": sum(s["balanced_accuracy"] for s in splits.values()) / len(splits), "splits": splits,
             "pooled_recall": recall, "pooled_faces": {label: int(f) for label, (_, f) in pooled.items()},
             "recall_gate": all(r >= MIN_RECALL for r in recall.values()), "webcam_fps": fps,
             "webcam_measured": measured, "speed_gate": fps is not None and fps >= MIN_FPS}
@@ -78,6 +84,9 @@ def main(argv=None) -> dict:
                              "at least --margin higher (a rule may ask for one, e.g. docs/real_photos_rules.md run 5).")
     parser.add_argument("--margin", type=float, default=0.0,
                         help="Points of mean balanced accuracy (0-100) a candidate must gain over --incumbent.")
+    parser.add_argument("--fer2013_bar", type=float, default=None,
+                        help="FER2013 PublicTest accuracy (%%) with which a candidate that scores at least the "
+                             "--incumbent's replaces it inside the margin (docs/real_photos_rules.md run 6, clause B).")
     parser.add_argument("--output_name", default="real_photo_default",
                         help="Results go to benchmarks/results/<this>.md and .json (one file per decision).")
     args = parser.parse_args(argv)
@@ -86,26 +95,36 @@ def main(argv=None) -> dict:
     live = json.loads(Path(args.live_path).read_text()) if Path(args.live_path).is_file() else {}
     live = live.get("runs", live)
     started = time.time()
-    candidates = {name: judge(name, Path(args.data), live) for name in args.models}
+    if args.fer2013_bar is not None and args.incumbent is None:
+        parser.error("--fer2013_bar needs --incumbent")
+    candidates = {name: judge(name, Path(args.data), live, args.fer2013_bar) for name in args.models}
     passing = [name for name, c in candidates.items() if c["recall_gate"] and c["speed_gate"]]
     chosen = max(passing, key=lambda name: candidates[name]["score"]) if passing else None
     if args.incumbent in passing and chosen != args.incumbent and (
             candidates[chosen]["score"] - candidates[args.incumbent]["score"]) * 100 < args.margin:
         chosen = args.incumbent  # the challenger's gain is inside the margin the rule asks for
+        if args.fer2013_bar is not None:  # clause B: as good on real photos and near the FER2013 bar
+            level = [name for name in passing if name != args.incumbent
+                     and candidates[name]["score"] >= candidates[args.incumbent]["score"]
+                     and candidates[name]["fer2013_public_test_accuracy"] * 100 >= args.fer2013_bar]
+            chosen = max(level, key=lambda name: candidates[name]["score"]) if level else chosen
     result = {"command": command_line("real_photo_default", argv), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                           time.gmtime()),
               "machine": machine(), "run_time_s": round(time.time() - started, 1), "rule": "docs/real_photos_rules.md",
-              "incumbent": args.incumbent, "margin_points": args.margin, "candidates": candidates, "chosen": chosen}
+              "incumbent": args.incumbent, "margin_points": args.margin, "fer2013_bar": args.fer2013_bar,
+              "candidates": candidates, "chosen": chosen}
     write_json(result_path(args.output_name, ".json"), result)
+    public = args.fer2013_bar is not None
     lines = ["| candidate | mean balanced accuracy | muxspace val | tfeid val | lowest pooled recall | "
-             "webcam frames/s (1 thread) | gates passed |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "webcam frames/s (1 thread) | gates passed |" + (" FER2013 PublicTest accuracy |" if public else ""),
+             "| --- | --- | --- | --- | --- | --- | --- |" + (" --- |" if public else "")]
     for name, c in sorted(candidates.items(), key=lambda item: -item[1]["score"]):
         low = min(c["pooled_recall"], key=c["pooled_recall"].get)
         fps = "not measured" if c["webcam_fps"] is None else f"{c['webcam_fps']:.1f}"
         gates = ", ".join(g for g, ok in (("recall", c["recall_gate"]), ("speed", c["speed_gate"])) if ok) or "none"
         lines.append(f"| `{name}` | {c['score'] * 100:.1f}% | {c['splits']['muxspace/validation']['balanced_accuracy'] * 100:.1f}% | "
                      f"{c['splits']['tfeid/validation']['balanced_accuracy'] * 100:.1f}% | {low} {c['pooled_recall'][low]:.2f} | "
-                     f"{fps} | {gates} |")
+                     f"{fps} | {gates} |" + (f" {c['fer2013_public_test_accuracy'] * 100:.2f}% |" if public else ""))
     write_text(result_path(args.output_name), f"""# The default model, chosen on real photos
 
 Rule (docs/real_photos_rules.md, written before the runs): the best mean balanced accuracy over muxspace
@@ -117,7 +136,8 @@ through the recognizer's detection, framing and alignment. No test split is read
 
 {chr(10).join(lines)}
 {f"{chr(10)}Incumbent: `{args.incumbent}`; another candidate replaces it only with a score at least {args.margin:g} "
- f"points higher.{chr(10)}" if args.incumbent else ""}
+ f"points higher" + (f", or with a score at least the incumbent's and FER2013 PublicTest accuracy >= {args.fer2013_bar:g}%"
+                     if public else "") + f".{chr(10)}" if args.incumbent else ""}
 **Chosen: {f'`{chosen}`' if chosen else 'none of the candidates passes both gates'}**
 
 Command: `{result['command']}`  

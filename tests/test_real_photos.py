@@ -261,8 +261,12 @@ def test_multicorpus_run_can_start_from_a_released_model(tmp_path):
               "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"), "--shared_data_dir", str(DATA),
               "--learning_rate", "1e-6", "--warmup_ratio", "0.5", "--samples_per_epoch", "256", "--per_device_train_batch_size", "32",
               "--num_train_epochs", "1", "--freeze_epochs", "0", "--num_threads", "2", "--mixed_precision", "bf16"]
-    warm = _train(common + ["--model_name_or_path", str(released), "--output_dir", str(tmp_path / "warm")], tmp_path)
+    warm = _train(common + ["--model_name_or_path", str(released), "--output_dir", str(tmp_path / "warm"),
+                            "--face_cache_size", "176"], tmp_path)
     assert warm.returncode == 0, warm.stderr[-3000:]
+    # --face_cache_size: a larger cache (110 px faces for a 112 px model) is built beside the default one
+    assert sorted(p.name for p in (tmp_path / "cache").glob("tfeid-*176px*.npz")) and \
+        not list((tmp_path / "cache").glob("tfeid-*128px*.npz"))
     fresh = _train(common + ["--model_type", "fer_mobilenet", "--config_preset", "fer-mobilenet-v2-112",
                              "--backbone_weights", str(IMAGENET_WEIGHTS), "--output_dir", str(tmp_path / "fresh")],
                    tmp_path)
@@ -272,6 +276,7 @@ def test_multicorpus_run_can_start_from_a_released_model(tmp_path):
     assert score["warm"] > 0.5 and score["warm"] > score["fresh"] + 0.2, score
     settings = json.loads((tmp_path / "warm" / "mix_settings.json").read_text())
     assert settings["model_name_or_path"] == str(released) and settings["mixed_precision"] == "bf16"
+    assert settings["face_cache_size"] == 176
     both = _train(common + ["--model_name_or_path", str(released), "--backbone_weights", str(IMAGENET_WEIGHTS),
                             "--output_dir", str(tmp_path / "both")], tmp_path)
     assert both.returncode != 0 and "give one of them" in both.stderr

@@ -200,6 +200,14 @@ def safetensors_megabytes(model, weights_dtype: str = "float32") -> float:
     return len(save(_as_stored(model.state_dict(), weights_dtype), metadata=_SAFETENSORS_METADATA)) / 1e6
 
 
+def ensemble_processor(config) -> FerImageProcessor:
+    """The image processor of an ensemble: its input channels (colour when a member reads colour, see
+    `FerEnsembleForImageClassification.from_members`), size and normalization."""
+    size = {"height": config.image_size, "width": config.image_size}
+    return FerImageProcessor(num_channels=config.num_channels, do_grayscale=False, size=size,
+                             image_mean=config.image_mean, image_std=config.image_std)
+
+
 def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_name: Optional[str] = None,
                    step: float = 0.05, command: Optional[str] = None, max_eval_samples: Optional[int] = None,
                    criterion: str = "nll", dataset: str = "fer2013", weights: Optional[list] = None,
@@ -336,8 +344,7 @@ def build_ensemble(member_paths: list, data_dir: str, output_dir: str, model_nam
             row["left_out_because"] = "size" if i not in candidates else "weight 0"
     if weights_dtype == "float16":
         round_to_float16_(ensemble)
-    processor = FerImageProcessor(num_channels=1, size={"height": ensemble.config.image_size,
-                                                         "width": ensemble.config.image_size})
+    processor = ensemble_processor(ensemble.config)
     protocol = ENSEMBLE_PROTOCOLS[dataset]
     protocol = (protocol.replace("weights fitted on", "weights fitted (criterion " + criterion + ") on") if fitted
                 else "fixed member weights given on the command line (no fit); " + protocol.split("; ", 1)[1])

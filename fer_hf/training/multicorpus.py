@@ -203,6 +203,10 @@ def add_arguments(parser) -> None:
                        help="Folder holding the corpora (their default sub-paths).")
     group.add_argument("--face_cache_dir", "--face-cache-dir", default="runs/face_cache",
                        help="Where the framed face crops of every corpus are cached (built once).")
+    group.add_argument("--face_cache_size", "--face-cache-size", type=int, default=128,
+                       help="Side of each cached context crop in pixels; the face (the recognizer's frame) fills "
+                            "1 / CONTEXT_SCALE of it (128: 80 px faces, 192: 120 px faces, so that a 112 px model "
+                            "sees large real-photo faces at their own resolution, as the recognizer gives them).")
     group.add_argument("--face_detector", "--face-detector", default="mtcnn",
                        help="Detector that frames corpus faces like the recognizer (none: whole images; tests).")
     group.add_argument("--class_power", "--class-power", type=float, default=0.0,
@@ -294,7 +298,7 @@ def train_multicorpus(args, command: str) -> dict:
     # training corpora need a face cache
     recognizer_crops = args.selection_crops == "recognizer"
     corpora = sorted(set(mix) | (set() if recognizer_crops else {s.split("/")[0] for s in monitored}))
-    files = build_face_caches(corpora, args.shared_data_dir, args.face_cache_dir,
+    files = build_face_caches(corpora, args.shared_data_dir, args.face_cache_dir, size=args.face_cache_size,
                               detector_name=args.face_detector)
     train = {c: load_cache(files[c]["train"]) for c in mix}
     if not recognizer_crops:
@@ -371,7 +375,7 @@ def train_multicorpus(args, command: str) -> dict:
                 "min_class_faces": MIN_CLASS_FACES, "train_faces": {c: int(len(d["labels"])) for c, d in train.items()},
                 "backbone_weights": args.backbone_weights, "model_name_or_path": args.model_name_or_path,
                 "original_label_weight": args.original_label_weight, "mixed_precision": args.mixed_precision,
-                "selection_crops": args.selection_crops}
+                "selection_crops": args.selection_crops, "face_cache_size": args.face_cache_size}
     (output_dir / "mix_settings.json").write_text(json.dumps(settings, indent=1))
     # bf16 autocast for the training forward only (the loss and every development report stay float32)
     autocast = args.mixed_precision == "bf16"
