@@ -47,8 +47,8 @@ with gr.Blocks(title="fer_hf: facial expression recognition", delete_cache=(1800
     gr.Markdown(
         "# fer_hf: facial expression recognition\n"
         "Finds every face (MTCNN, MediaPipe BlazeFace or OpenCV Haar) and classifies its expression into "
-        "angry, disgust, fear, happy, sad, surprise or neutral with a CNN trained for faces in real photos (the "
-        "default, fer-mobilenet-real-2; *Settings* offers the other released models, e.g. the FER2013 ones, or one "
+        "angry, disgust, fear, happy, sad, surprise or neutral with CNNs trained for faces in real photos (the "
+        "default, fer-ensemble-real; *Settings* offers the other released models, e.g. the FER2013 ones, or one "
         "trained on FER+ that adds contempt). "
         "Expressions are not emotions: do not use the output to judge people."
     )

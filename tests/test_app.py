@@ -16,7 +16,7 @@ from conftest import SAMPLES, app_page, needs_chromium
 
 
 def test_model_choices_lists_the_default_first():
-    assert model_choices()[0] == "fer-mobilenet-real-2"
+    assert model_choices()[0] == "fer-ensemble-real"
 
 
 def test_analyze_image_on_group_photo(tmp_path):

@@ -47,16 +47,17 @@ def test_fine_tuning_carries_the_classifier_over_by_label_name(tmp_path):
     from transformers import AutoModelForImageClassification
 
     import fer_hf  # noqa: F401
-    from fer_hf.models.hub import DEFAULT_MODEL_DIR
+    from fer_hf.models.hub import MODEL_CARDS_DIR
 
+    source_dir = MODEL_CARDS_DIR / "fer-mobilenet-real-2"  # one network with a classifier head
     out = tmp_path / "ft"
     train(["--dataset", "ckplus", "--data_dir", str(CKPLUS), "--output_dir", str(out), "--cv", "stratified",
            "--folds", "2", "--num_train_epochs", "1", "--learning_rate", "0", "--lr_scheduler", "constant",
-           "--model_name_or_path", str(DEFAULT_MODEL_DIR)], tmp_path)
+           "--model_name_or_path", str(source_dir)], tmp_path)
     summary = json.loads((out / "cv_results.json").read_text())
     assert not summary["subject_independent"] and "NOT subject-independent" in summary["protocol"]
     assert "carried over by label name" in summary["initialisation"]
-    source = AutoModelForImageClassification.from_pretrained(DEFAULT_MODEL_DIR)
+    source = AutoModelForImageClassification.from_pretrained(source_dir)
     tuned = AutoModelForImageClassification.from_pretrained(out / "fold_00")
     assert [tuned.config.id2label[i] for i in range(7)][-1] == "contempt"
     # learning rate 0: the rows of the labels both models share are the source model's rows

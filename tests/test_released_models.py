@@ -20,7 +20,7 @@ RELEASED = available_models()
 FERPLUS_ZIP = DATA / "ferplus" / "ferplus_images.zip"
 
 def test_released_models_exist():
-    assert {"fer-vgg-fer2013", "fer-vgg-ferplus", "fer-vgg-distilled", "fer-vgg-44-distilled-ft", "fer-ensemble", "fer-ensemble-sfew", "fer-mobilenet-real", "fer-mobilenet-real-2"} <= set(RELEASED), \
+    assert {"fer-vgg-fer2013", "fer-vgg-ferplus", "fer-vgg-distilled", "fer-vgg-44-distilled-ft", "fer-ensemble", "fer-ensemble-sfew", "fer-mobilenet-real", "fer-mobilenet-real-2", "fer-ensemble-real"} <= set(RELEASED), \
         RELEASED
 
 
@@ -64,7 +64,7 @@ def test_app_offers_every_released_model():
     from fer_hf.app.handlers import model_choices
 
     choices = model_choices()
-    assert choices[0] == "fer-mobilenet-real-2" and set(RELEASED) <= set(choices), choices
+    assert choices[0] == "fer-ensemble-real" and set(RELEASED) <= set(choices), choices
 
 
 def test_ferplus_release_on_real_photo_has_contempt_and_eight_probabilities():

@@ -85,6 +85,8 @@ def _default_processor(config):
     kwargs = {}
     if getattr(config, "image_mean", None) is not None and getattr(config, "image_std", None) is not None:
         kwargs = {"image_mean": list(config.image_mean), "image_std": list(config.image_std)}
+    if config.model_type == "fer_ensemble":  # 3 input channels only when a member reads colour: keep it
+        kwargs["do_grayscale"] = False
     return FerImageProcessor(num_channels=config.num_channels,
                              size={"height": config.image_size, "width": config.image_size}, **kwargs)
 

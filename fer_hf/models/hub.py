@@ -14,7 +14,7 @@ MODEL_CARDS_DIR = Path(__file__).resolve().parent.parent.parent / "model_cards"
 #: CPU; the figures are in benchmarks/results/real_photo_default*.md and its model card, not here, so that they
 #: cannot go stale in code). FER2013-only models stay released (``fer-vgg-44-distilled-ft`` is the most
 #: accurate single one on FER2013).
-DEFAULT_MODEL_NAME = "fer-mobilenet-real-2"
+DEFAULT_MODEL_NAME = "fer-ensemble-real"
 DEFAULT_MODEL_DIR = MODEL_CARDS_DIR / DEFAULT_MODEL_NAME
 
 

@@ -91,6 +91,10 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             names: optional member names (e.g. the released folder names).
             member_weights: optional averaging weights (normalised to sum 1; default equal).
             image_size: the ensemble's input size; default the largest member input size.
+
+        The ensemble's input has as many channels as its widest member (3 when any member reads colour: a colour
+        member keeps its colour, a gray member is given the luma of the same face) and fer_hf's default
+        normalization (mean 0.5, std 0.25 per channel); `member_inputs` renormalizes for each member.
         """
         import copy
 
@@ -105,7 +109,9 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             members.append({"name": name, "config": member_config, "image_mean": list(processor.image_mean),
                             "image_std": list(processor.image_std)})
         size = image_size or max(m.config.image_size for m in models)
-        ensemble = cls(FerEnsembleConfig(members=members, member_weights=member_weights, image_size=size))
+        channels = max(m.config.num_channels for m in models)
+        ensemble = cls(FerEnsembleConfig(members=members, member_weights=member_weights, image_size=size,
+                                         num_channels=channels))
         for target, source in zip(ensemble.members, models):
             target.load_state_dict(copy.deepcopy(source.state_dict()))
         return ensemble.eval()
@@ -140,8 +146,11 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             if x.shape[-1] != size or x.shape[-2] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             channels = member.config.num_channels
-            if x.shape[1] != channels:
-                x = x.mean(1, keepdim=True).expand(-1, channels, -1, -1) if channels in (1, 3) else x
+            if x.shape[1] == 3 and channels == 1:
+                # ITU-R 601-2 luma, PIL's convert("L"): how the member's own processor turns a colour face gray
+                x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            elif x.shape[1] == 1 and channels == 3:
+                x = x.expand(-1, 3, -1, -1)
             m = torch.tensor(spec["image_mean"], device=x.device).view(1, -1, 1, 1)
             s = torch.tensor(spec["image_std"], device=x.device).view(1, -1, 1, 1)
             inputs.append((x - m) / s)
