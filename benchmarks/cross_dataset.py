@@ -58,9 +58,10 @@ def load_table(path) -> dict:
 
 
 def training_corpora(model_dir) -> set:
-    """The corpora a multi-corpus model trained on (the ``mix`` of its ``mix_settings.json``; empty otherwise)."""
-    settings = Path(model_dir) / "mix_settings.json"
-    return set(json.loads(settings.read_text())["mix"]) if settings.is_file() else set()
+    """The corpora a multi-corpus model trained on: the ``mix`` of its ``mix_settings.json``, or for an ensemble
+    of multi-corpus models the union of its members' ``<member>.mix_settings.json``; empty otherwise."""
+    files = [Path(model_dir) / "mix_settings.json", *sorted(Path(model_dir).glob("*.mix_settings.json"))]
+    return {corpus for f in files if f.is_file() for corpus in json.loads(f.read_text())["mix"]}
 
 
 def _cell_text(cell: dict, what: str) -> str:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Development-split probe: what a probability blend of the real-photo default with FER2013 models would read.
+"""Development-split probe: what a probability blend of the real-photo default with another model would read.
 
     python benchmarks/real_photo_blend.py --base fer-mobilenet-real-2 --others fer-vgg-44-distilled-ft fer-ensemble
 
@@ -68,7 +68,7 @@ def main(argv=None) -> dict:
                      f"{row['muxspace/validation']['balanced_accuracy'] * 100:.1f}% | "
                      f"{row['tfeid/validation']['balanced_accuracy'] * 100:.1f}% | "
                      f"{public['balanced_accuracy'] * 100:.1f}% / {public['accuracy'] * 100:.1f}% |")
-    write_text(result_path("real_photo_blend"), f"""# Probability blends of `{args.base}` with FER2013 models (development splits)
+    write_text(result_path("real_photo_blend"), f"""# Probability blends of `{args.base}` with other models (development splits)
 
 `(1 - w) * p({args.base}) + w * p(other)`, each model fed by its own processor; w = 0 is `{args.base}` alone.
 Development splits only (muxspace and tfeid photos cropped by the recognizer); no test split is read. A probe

@@ -112,15 +112,17 @@ def test_happy_evidence_lies_low_in_happy_faces(fer2013_recognizer):
 
 def test_ensemble_weights_the_members_maps(group_crops):
     torch.manual_seed(0)
-    # a 1-channel 48x48 member and a 3-channel 64x64 one (the ensemble converts its input for each)
+    # a gray 48x48 member and a colour 64x64 one: the ensemble reads colour (a member does) at 48 px and converts
+    # its input for each (the gray member gets the luma of the same face)
     members = [build_model("fer_vgg", "ferplus-baseline").eval(),
                build_model("fer_conv1x1", overrides={"num_channels": 3, "image_size": 64,
                                                      "classifier_hidden_sizes": [64]}).eval()]
-    processors = [FerImageProcessor(), FerImageProcessor(num_channels=3, size={"height": 64, "width": 64})]
-    pixel_values = FerImageProcessor()(group_crops, return_tensors="pt")["pixel_values"]
+    processors = [FerImageProcessor(), FerImageProcessor(num_channels=3, do_grayscale=False, size={"height": 64, "width": 64})]
+    pixel_values = FerImageProcessor(num_channels=3, do_grayscale=False)(group_crops, return_tensors="pt")["pixel_values"]
 
     def ensemble(weights):
-        return FerEnsembleForImageClassification.from_members(members, processors, member_weights=weights)
+        return FerEnsembleForImageClassification.from_members(members, processors, member_weights=weights,
+                                                              image_size=48)
 
     both = ensemble([1, 1])
     classes = both(pixel_values=pixel_values).logits.argmax(-1).tolist()
@@ -128,7 +130,9 @@ def test_ensemble_weights_the_members_maps(group_crops):
     _assert_real_maps(maps, 4, 48)
     np.testing.assert_allclose(grad_cam(both, pixel_values, classes), maps, atol=1e-5)
     inputs = both.member_inputs(pixel_values)
-    assert tuple(inputs[1].shape) == (4, 3, 64, 64)
+    assert both.config.num_channels == 3 and tuple(inputs[1].shape) == (4, 3, 64, 64)
+    luma = ((pixel_values * 0.25 + 0.5) * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    torch.testing.assert_close(inputs[0], (luma - 0.5) / 0.25, atol=1e-5, rtol=0)
     alone = [grad_cam(member, x, classes) for member, x in zip(both.members, inputs)]
     resized = np.stack([cv2.resize(m, (48, 48), interpolation=cv2.INTER_LINEAR) for m in alone[1]])
     resized -= resized.min(axis=(1, 2), keepdims=True)

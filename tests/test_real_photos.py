@@ -313,3 +313,36 @@ def test_recognizer_selection_crops_score_the_split_as_fer_hf_evaluate_does(tmp_
     original = json.loads((released / "preprocessor_config.json").read_text())
     assert {k: saved[k] for k in ("num_channels", "size", "image_mean", "image_std")} == \
         {k: original[k] for k in ("num_channels", "size", "image_mean", "image_std")}
+
+
+def test_released_colour_ensemble_feeds_each_member_as_its_own_processor_does(tfeid):
+    """fer-ensemble-real takes one 112 px colour face: its colour MobileNet member gets that face, its gray 48 px
+    VGG member the luma of it resized. On real tfeid validation faces the ensemble's answers are those of the
+    members' probabilities averaged with each member fed by its own saved processor (as trained): the MobileNet
+    gets exactly its own input, the VGG one close to what its processor makes of the face."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    folder = REPO / "model_cards" / "fer-ensemble-real"
+    ensemble = AutoModelForImageClassification.from_pretrained(folder).eval()
+    processor = AutoImageProcessor.from_pretrained(folder)
+    assert processor.num_channels == ensemble.config.num_channels == 3 and not processor.do_grayscale
+    faces = [tfeid["validation"][i]["image"].convert("RGB") for i in range(0, len(tfeid["validation"]), 4)]
+    pixel_values = processor(faces, return_tensors="pt")["pixel_values"]
+    (_, first, first_processor), (_, second, second_processor) = ensemble.member_models()
+    assert (first.config.num_channels, second.config.num_channels) == (3, 1)
+    with torch.no_grad():
+        own = [first_processor(faces, return_tensors="pt")["pixel_values"],
+               second_processor(faces, return_tensors="pt")["pixel_values"]]
+        inside = ensemble.member_inputs(pixel_values)
+        torch.testing.assert_close(inside[0], own[0], atol=1e-5, rtol=0)  # the colour member: its own input
+        assert inside[1].shape == own[1].shape == (len(faces), 1, 48, 48)
+        assert (inside[1] - own[1]).abs().mean() < 0.05  # the gray member: only the resampling path differs
+        alone = [m(pixel_values=x).logits.softmax(-1) for m, x in zip((first, second), own)]
+        within = [m(pixel_values=x).logits.softmax(-1) for m, x in zip((first, second), inside)]
+        averaged = sum(w * p for w, p in zip(ensemble.config.member_weights, alone))
+        probabilities = ensemble(pixel_values=pixel_values).logits.exp()
+    assert len(faces) >= 40
+    for a, b in zip(alone, within):  # each member answers as it does fed by its own processor
+        assert (a.argmax(-1) == b.argmax(-1)).float().mean() >= 0.95
+    assert (probabilities - averaged).abs().max(-1).values.mean() < 0.03
+    assert (probabilities.argmax(-1) == averaged.argmax(-1)).float().mean() >= 0.85  # close calls may flip

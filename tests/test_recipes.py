@@ -150,9 +150,15 @@ def test_ensemble_average_matches_a_hand_computation_on_real_members(private_tes
     ensemble = FerEnsembleForImageClassification.from_members(
         [member_a, member_b, member_c], [processor_a, processor_b, processor_c], ["vgg", "lrn", "resnet"],
         [0.6, 0.3, 0.1])
+    # no member reads colour (the 3-channel resnet's processor turns faces gray), so the ensemble's input and
+    # saved processor are gray, at its largest member size
+    from fer_hf.training.ensembling import ensemble_processor
+
+    processor = ensemble_processor(ensemble.config)
+    assert processor.num_channels == 1 and processor.size == {"height": 48, "width": 48}
     faces = [Image.fromarray(face[0].numpy()) for face in images[:16]]
     with torch.no_grad():
-        out = ensemble(**processor_a(faces, return_tensors="pt"), output_member_logits=True)
+        out = ensemble(**processor(faces, return_tensors="pt"), output_member_logits=True)
         probs = [member_a(**processor_a(faces, return_tensors="pt")).logits.softmax(-1),
                  member_b(**processor_b(faces, return_tensors="pt")).logits.softmax(-1),
                  member_c(**processor_c(faces, return_tensors="pt")).logits.softmax(-1)]
@@ -164,10 +170,10 @@ def test_ensemble_average_matches_a_hand_computation_on_real_members(private_tes
         + 0.1 * out.member_logits[:, 2].softmax(-1)
     assert torch.allclose(out.logits.exp(), hand, atol=1e-5)
     ensemble.save_pretrained(tmp_path)
-    processor_a.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
     loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
     with torch.no_grad():
-        again = loaded(**processor_a(faces, return_tensors="pt")).logits
+        again = loaded(**AutoImageProcessor.from_pretrained(tmp_path)(faces, return_tensors="pt")).logits
     assert torch.allclose(again, out.logits, atol=1e-6)
     assert {"modeling_fer_vgg.py", "modeling_fer_lrn.py", "modeling_fer_resnet.py"} <= {p.name for p in tmp_path.iterdir()}
 

@@ -14,17 +14,20 @@ class FerEnsembleConfig(PretrainedConfig):
 
     The ensemble takes one input, `pixel_values` (batch, ``num_channels``, ``image_size``,
     ``image_size``) normalized with ``image_mean`` / ``image_std`` (what its image processor produces:
-    grayscale faces); each member receives the face at its own size (bilinear, antialiased), channel
-    count (grayscale replicated to 3 channels) and normalization, as in its own training.
+    grayscale faces, or colour ones when a member reads colour); each member receives the face at its own size
+    (bilinear, antialiased), channel count (grayscale replicated to 3 channels, colour turned gray for a member
+    trained on gray faces) and normalization, as in its own training.
 
     Args:
         members (`list[dict]`):
             One entry per member: ``{"name": str, "config": member config dict (``to_dict()``),
-            "image_mean": list[float], "image_std": list[float]}`` (the member's processor statistics).
+            "image_mean": list[float], "image_std": list[float], "do_grayscale": bool}`` (the member's processor
+            statistics, and whether a 3-channel member reads gray faces; absent: True, the processor default).
         member_weights (`list[float]`, *optional*):
             Non-negative averaging weights, one per member; normalised to sum to 1. Default: equal.
             fer_hf fits them on FER2013 PublicTest only (`fer_hf.ensembling.fit_member_weights`).
-        num_channels (`int`, *optional*, defaults to 1): channels of the ensemble's input.
+        num_channels (`int`, *optional*, defaults to 1): channels of the ensemble's input (3 when a member reads
+            colour).
         image_size (`int`, *optional*, defaults to 48): height and width of the ensemble's input, in pixels.
         image_mean (`list[float]`, *optional*, defaults to `[0.5]`): normalization mean of the input.
         image_std (`list[float]`, *optional*, defaults to `[0.25]`): normalization std of the input.

@@ -92,9 +92,10 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             member_weights: optional averaging weights (normalised to sum 1; default equal).
             image_size: the ensemble's input size; default the largest member input size.
 
-        The ensemble's input has as many channels as its widest member (3 when any member reads colour: a colour
-        member keeps its colour, a gray member is given the luma of the same face) and fer_hf's default
-        normalization (mean 0.5, std 0.25 per channel); `member_inputs` renormalizes for each member.
+        The ensemble's input is colour (3 channels) when a member reads colour (a 3-channel member whose processor
+        has ``do_grayscale=False``), else gray; with fer_hf's default normalization (mean 0.5, std 0.25 per
+        channel). `member_inputs` gives each member what its own processor would: a colour member the colour face,
+        a gray one (1 channel, or 3 equal channels with ``do_grayscale``) the luma of it, renormalized.
         """
         import copy
 
@@ -106,10 +107,12 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             member_config["auto_map"] = {
                 "AutoConfig": f"{Path(inspect.getfile(type(model.config))).stem}.{type(model.config).__name__}",
                 "AutoModelForImageClassification": f"{Path(inspect.getfile(type(model))).stem}.{type(model).__name__}"}
+            # a 3-channel member whose processor turned faces gray (do_grayscale) was trained on gray faces
+            gray = bool(getattr(processor, "do_grayscale", True)) if model.config.num_channels == 3 else True
             members.append({"name": name, "config": member_config, "image_mean": list(processor.image_mean),
-                            "image_std": list(processor.image_std)})
+                            "image_std": list(processor.image_std), "do_grayscale": gray})
         size = image_size or max(m.config.image_size for m in models)
-        channels = max(m.config.num_channels for m in models)
+        channels = 3 if any(not m["do_grayscale"] for m in members) else 1
         ensemble = cls(FerEnsembleConfig(members=members, member_weights=member_weights, image_size=size,
                                          num_channels=channels))
         for target, source in zip(ensemble.members, models):
@@ -130,7 +133,8 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
         for member, spec in zip(self.members, self.config.members):
             size = member.config.image_size
             processor = FerImageProcessor(num_channels=member.config.num_channels, size={"height": size, "width": size},
-                                          image_mean=list(spec["image_mean"]), image_std=list(spec["image_std"]))
+                                          image_mean=list(spec["image_mean"]), image_std=list(spec["image_std"]),
+                                          do_grayscale=spec.get("do_grayscale", True))
             rows.append((spec.get("name") or f"member_{len(rows)}", copy.deepcopy(member).float().eval(), processor))
         return rows
 
@@ -146,10 +150,10 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             if x.shape[-1] != size or x.shape[-2] != size:
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             channels = member.config.num_channels
-            if x.shape[1] == 3 and channels == 1:
+            if x.shape[1] == 3 and (channels == 1 or spec.get("do_grayscale", True)):
                 # ITU-R 601-2 luma, PIL's convert("L"): how the member's own processor turns a colour face gray
                 x = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-            elif x.shape[1] == 1 and channels == 3:
+            if x.shape[1] == 1 and channels == 3:
                 x = x.expand(-1, 3, -1, -1)
             m = torch.tensor(spec["image_mean"], device=x.device).view(1, -1, 1, 1)
             s = torch.tensor(spec["image_std"], device=x.device).view(1, -1, 1, 1)
