@@ -19,19 +19,15 @@ import time
 
 import numpy as np
 
-from common import DATA, REPO, command_line, machine, result_path, write_json, write_text
+from common import DATA, command_line, machine, result_path, write_json, write_text
 
 SPLITS = (("muxspace", "validation"), ("tfeid", "validation"), ("fer2013", "validation"))
 WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6)
 
 
-def model_path(name: str) -> str:
-    folder = REPO / "model_cards" / name
-    return str(folder) if folder.is_dir() else name
-
-
 def main(argv=None) -> dict:
     from fer_hf.evaluation.metrics import balanced_accuracy, min_class_faces
+    from fer_hf.models.hub import resolve_model
     from fer_hf.training.prior_correction import development_log_probabilities
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,7 +38,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     started = time.time()
     probabilities = {name: {key: (np.exp(log_p), labels) for key, (log_p, labels) in
-                            development_log_probabilities(model_path(name), args.data, splits=SPLITS).items()}
+                            development_log_probabilities(resolve_model(name), args.data, splits=SPLITS).items()}
                      for name in [args.base, *args.others]}
     rows = []
     for other in args.others:
