@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from common import DATA, REPO, command_line, machine, result_path, write_json, write_text
+from fer_hf.models.hub import resolve_model  # noqa: E402  (common puts this checkout on sys.path)
 
 #: muxspace validation counts the classes with >= 25 faces (`fer_hf.evaluation.metrics.MIN_CLASS_FACES`)
 DEV_SPLITS = ("muxspace/validation", "tfeid/validation")
@@ -32,14 +33,9 @@ MIN_POOLED_FACES, MIN_RECALL, MIN_FPS = 20, 0.20, 30.0
 WEBCAM = {"backend": "torch", "threads": 1, "detector": "blazeface-full", "detect_every": 3}
 
 
-def model_path(name: str) -> str:
-    folder = REPO / "model_cards" / name
-    return str(folder) if folder.is_dir() else name
-
-
 def webcam_fps(live: dict, name: str):
     """(frames/s at the webcam tab's defaults, the run's command) of a model in live_path.json, or (None, None)."""
-    run = live.get(name) or live.get(model_path(name))
+    run = live.get(name) or live.get(resolve_model(name))
     if run is None:
         return None, None
     for row in run["live"]:
@@ -54,7 +50,7 @@ def judge(name: str, data: Path, live: dict, fer2013_bar=None) -> dict:
     splits, pooled = {}, {}
     for key in DEV_SPLITS:
         corpus, split = key.split("/")
-        report = evaluate_model(model_path(name), corpus, str(data / corpus), split=split, calibration_split="none")
+        report = evaluate_model(resolve_model(name), corpus, str(data / corpus), split=split, calibration_split="none")
         per_class = report["per_class"]
         splits[key] = {"balanced_accuracy": report["balanced_accuracy"], "balanced_over": report["balanced_accuracy_over"],
                        "accuracy": report["accuracy"], "answer_share": report["answer_share"]}
@@ -65,7 +61,7 @@ def judge(name: str, data: Path, live: dict, fer2013_bar=None) -> dict:
     fps, measured = webcam_fps(live, name)
     public_test = None
     if fer2013_bar is not None:
-        public_test = evaluate_model(model_path(name), "fer2013", str(data / "fer2013"), split="validation",
+        public_test = evaluate_model(resolve_model(name), "fer2013", str(data / "fer2013"), split="validation",
                                      calibration_split="none")["accuracy"]
     return {"fer2013_public_test_accuracy": public_test, "score": sum(s["balanced_accuracy"] for s in splits.values()) / len(splits), "splits": splits,
             "pooled_recall": recall, "pooled_faces": {label: int(f) for label, (_, f) in pooled.items()},
