@@ -95,7 +95,9 @@ def parse_args(argv=None):
     loss.add_argument("--teacher_model", default=None,
                       help="Knowledge distillation (Hinton et al., 2015): a trained fer_hf model or ensemble "
                            "(folder; safetensors) whose soft targets on the un-augmented training faces are "
-                           "computed once and mixed with the labels.")
+                           "computed once and mixed with the labels; with --corpus_mix the teacher reads every "
+                           "augmented batch as the student sees it (resized and normalized as its own processor "
+                           "would), so an ensemble or a gray 48 px model can teach a colour 112 px student.")
     loss.add_argument("--distillation_alpha", type=float, default=0.7,
                       help="Weight of the soft-target term (1 - alpha on the label cross-entropy).")
     loss.add_argument("--distillation_temperature", type=float, default=4.0)

@@ -346,3 +346,58 @@ def test_released_colour_ensemble_feeds_each_member_as_its_own_processor_does(tf
         assert (a.argmax(-1) == b.argmax(-1)).float().mean() >= 0.95
     assert (probabilities - averaged).abs().max(-1).values.mean() < 0.03
     assert (probabilities.argmax(-1) == averaged.argmax(-1)).float().mean() >= 0.85  # close calls may flip
+
+
+def test_distillation_teacher_reads_the_students_faces_as_its_own_processor_does(tfeid, tmp_path):
+    """Online distillation in multi-corpus training: the teacher gets each augmented 112 px training face
+    resized and normalized as its own saved processor would (a colour ensemble exactly, a gray 48 px VGG up to
+    the resampling path), on real tfeid validation faces; a folder that holds no model is refused clearly."""
+    from transformers import AutoImageProcessor
+
+    from fer_hf.training.multicorpus import load_teacher, teacher_probabilities
+
+    faces = [tfeid["validation"][i]["image"].convert("RGB").resize((112, 112), Image.BILINEAR)
+             for i in range(0, len(tfeid["validation"]), 4)]
+    batch = torch.from_numpy(np.stack([np.asarray(f) for f in faces])).permute(0, 3, 1, 2).float() / 255.0
+    for name, exact in (("fer-ensemble-real", True), ("fer-vgg-44-distilled-ft", False)):
+        folder = REPO / "model_cards" / name
+        teacher, processor = load_teacher(folder)
+        assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+        with torch.no_grad():
+            own = teacher(**AutoImageProcessor.from_pretrained(folder)(faces, return_tensors="pt")).logits.softmax(-1)
+        online = teacher_probabilities(teacher, processor, batch, temperature=1.0)
+        assert online.shape == (len(faces), 7) and torch.allclose(online.sum(-1), torch.ones(len(faces)))
+        if exact:
+            torch.testing.assert_close(online, own, atol=1e-4, rtol=0)
+        else:
+            assert (online.argmax(-1) == own.argmax(-1)).float().mean() >= 0.9
+            assert (online - own).abs().max(-1).values.mean() < 0.05
+        softened = teacher_probabilities(teacher, processor, batch, temperature=4.0)
+        assert (softened.max(-1).values < online.max(-1).values).all()  # a higher temperature softens every face
+    with pytest.raises(ValueError, match="--teacher_model"):
+        load_teacher(tmp_path)
+
+
+def test_short_multicorpus_distillation_run_from_the_released_ensemble(tmp_path):
+    """`train_accelerate.py --corpus_mix tfeid=1 --teacher_model fer-ensemble-real --distillation_alpha 1`: a
+    64 px colour student learns only from the ensemble's softened answers on its augmented faces (real tfeid
+    faces), the distillation loss falls, and the run records its teacher."""
+    out = tmp_path / "run"
+    teacher = REPO / "model_cards" / "fer-ensemble-real"
+    argv = ["--corpus_mix", "tfeid=1", "--selection_splits", "tfeid/validation", "--report_splits",
+            "--face_detector", "none", "--face_cache_dir", str(tmp_path / "cache"), "--shared_data_dir", str(DATA),
+            "--model_type", "fer_mobilenet", "--config_overrides", "image_size=64",
+            "--backbone_weights", str(IMAGENET_WEIGHTS), "--learning_rate", "2e-3", "--warmup_ratio", "0.2",
+            "--samples_per_epoch", "320", "--per_device_train_batch_size", "32", "--num_train_epochs", "3",
+            "--freeze_epochs", "0", "--teacher_model", str(teacher), "--distillation_alpha", "1.0",
+            "--distillation_temperature", "2.0", "--output_dir", str(out), "--num_threads", "2"]
+    run = _train(argv, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    history = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert len(history) == 3 and history[-1]["train_loss"] < history[0]["train_loss"] - 0.05, history
+    settings = json.loads((out / "mix_settings.json").read_text())
+    assert settings["teacher_model"] == str(teacher)
+    assert (settings["distillation_alpha"], settings["distillation_temperature"]) == (1.0, 2.0)
+    refused = _train([a if a != str(teacher) else str(tmp_path) for a in argv[:-4]] +
+                     ["--output_dir", str(tmp_path / "refused"), "--num_threads", "2"], tmp_path)
+    assert refused.returncode != 0 and "--teacher_model" in refused.stderr

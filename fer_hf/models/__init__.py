@@ -209,6 +209,8 @@ def _is_fer_config(name_or_path) -> bool:
     path = Path(str(name_or_path)) / "config.json"
     if not path.is_file():
         path = cached_file(str(name_or_path), "config.json")
+    if path is None:  # a local folder without config.json (cached_file gives None rather than raising)
+        raise OSError(f"{name_or_path} has no config.json: not a saved model folder")
     return json.loads(Path(path).read_text()).get("model_type") in FER_MODEL_TYPES
 
 

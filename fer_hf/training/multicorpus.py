@@ -24,6 +24,7 @@ from ..labels import FER2013_LABELS
 from ..models import build_model, load_fer_model, parse_config_overrides
 from .backbones import load_backbone_weights
 from .face_cache import CORPORA, build_face_caches, load_cache
+from .losses import distillation_loss
 from .real_photo_augmentation import RealPhotoAugmentation, augment_batch, centre_frame, luma
 
 logger = logging.getLogger(__name__)
@@ -241,6 +242,7 @@ class _Batch:
     pixel_values: torch.Tensor
     targets: torch.Tensor
     labels: torch.Tensor
+    faces: torch.Tensor  # the augmented faces before normalization: float RGB (batch, 3, H, W) in [0, 1]
 
 
 def training_targets(soft: np.ndarray, labels: np.ndarray, num_labels: int, original_label_weight: float = 0.0,
@@ -271,7 +273,51 @@ def _gather(caches: dict, pairs: list, processor: FerImageProcessor, augmentatio
     x = augment_batch(torch.from_numpy(images).permute(0, 3, 1, 2), processor.size["height"], augmentation,
                       generator, gray)
     targets = training_targets(soft, labels.numpy(), num_labels, original_label_weight, smoothing)
-    return _Batch(model_input(x, processor).contiguous(memory_format=torch.channels_last), targets, labels)
+    return _Batch(model_input(x, processor).contiguous(memory_format=torch.channels_last), targets, labels, x)
+
+
+def load_teacher(path) -> tuple:
+    """A trained fer_hf model or ensemble (folder) and its saved `FerImageProcessor`, in eval mode with
+    gradients off, for online distillation (`teacher_probabilities`).
+
+    Raises:
+        ValueError: if the folder holds no fer_hf model or processor, or the teacher's classes are not
+            FER2013's seven in their order (its probabilities would be matched to the wrong classes).
+    """
+    try:
+        teacher = load_fer_model(path)
+        processor = FerImageProcessor.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"--teacher_model {path}: not a trained fer_hf model with its image processor "
+                         f"({error})") from None
+    labels = [teacher.config.id2label[i] for i in range(teacher.config.num_labels)]
+    if labels != list(FER2013_LABELS):
+        raise ValueError(f"--teacher_model {path} predicts {labels}; distillation needs FER2013's classes in "
+                         f"their order {list(FER2013_LABELS)}")
+    return teacher.eval().requires_grad_(False), processor
+
+
+@torch.no_grad()
+def teacher_probabilities(teacher, processor: FerImageProcessor, faces: torch.Tensor, temperature: float,
+                          autocast: bool = False) -> torch.Tensor:
+    """softmax(teacher logits / T) of the faces the student trains on, float32 (batch, num_labels).
+
+    Args:
+        faces: float RGB (batch, 3, H, W) in [0, 1], the augmented training faces (`_Batch.faces`): the teacher
+            sees each face as the student does this step (framing, flip, blur, JPEG ...), resized with
+            antialiasing to its own input size and turned gray / normalized as its own processor does
+            (`model_input`), so an ensemble or a gray 48 px teacher can teach a colour 112 px student.
+        temperature: T > 0 (Hinton et al., 2015).
+        autocast: run the teacher under bf16 autocast (the probabilities are returned in float32).
+    """
+    size = processor.size["height"]
+    if faces.shape[-1] != size:
+        faces = F.interpolate(faces, size=(size, size), mode="bilinear", antialias=True,
+                              align_corners=False).clamp(0, 1)
+    x = model_input(faces, processor).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = teacher(pixel_values=x).logits
+    return (logits.float() / temperature).softmax(-1)
 
 
 def train_multicorpus(args, command: str) -> dict:
@@ -327,6 +373,9 @@ def train_multicorpus(args, command: str) -> dict:
                  else new_model_processor(model.config))
     if recognizer_crops:
         monitor = recognizer_dev_sets(monitored, args.shared_data_dir, processor)
+    # online distillation (Hinton et al., 2015): the teacher reads each augmented batch as the student sees it
+    teacher, teacher_processor = load_teacher(args.teacher_model) if args.teacher_model else (None, None)
+    alpha, temperature = args.distillation_alpha, args.distillation_temperature
     if args.backbone_weights:
         report = load_backbone_weights(model, args.backbone_weights)
         logger.info("backbone: %d tensors loaded from %s", len(report["loaded"]), args.backbone_weights)
@@ -375,7 +424,10 @@ def train_multicorpus(args, command: str) -> dict:
                 "min_class_faces": MIN_CLASS_FACES, "train_faces": {c: int(len(d["labels"])) for c, d in train.items()},
                 "backbone_weights": args.backbone_weights, "model_name_or_path": args.model_name_or_path,
                 "original_label_weight": args.original_label_weight, "mixed_precision": args.mixed_precision,
-                "selection_crops": args.selection_crops, "face_cache_size": args.face_cache_size}
+                "selection_crops": args.selection_crops, "face_cache_size": args.face_cache_size,
+                "teacher_model": args.teacher_model,
+                "distillation_alpha": alpha if teacher is not None else None,
+                "distillation_temperature": temperature if teacher is not None else None}
     (output_dir / "mix_settings.json").write_text(json.dumps(settings, indent=1))
     # bf16 autocast for the training forward only (the loss and every development report stay float32)
     autocast = args.mixed_precision == "bf16"
@@ -393,6 +445,9 @@ def train_multicorpus(args, command: str) -> dict:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
                 logits = model(pixel_values=batch.pixel_values).logits
             loss = -(batch.targets * F.log_softmax(logits.float(), 1)).sum(1).mean()
+            if teacher is not None:
+                soft_targets = teacher_probabilities(teacher, teacher_processor, batch.faces, temperature, autocast)
+                loss = (1 - alpha) * loss + alpha * distillation_loss(logits.float(), soft_targets, temperature)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if args.max_grad_norm:
