@@ -159,21 +159,23 @@ def main(argv=None) -> dict:
         trainings.append({"member": member, "run": str(run), "log": log, "best": best,
                           "settings": json.loads((run / "mix_settings.json").read_text())})
     log, best, settings = trainings[0]["log"], trainings[0]["best"], trainings[0]["settings"]
+    members = [{"name": t["member"], "run": t["run"], "training_command": t["settings"]["command"],
+                "best_epoch": t["best"]["epoch"], "epochs_trained": len(t["log"]),
+                "selection_score": t["best"]["selection_score"]} for t in trainings]
+    # one training run: its command and checkpoint at the top level; an ensemble: per member (none at the top)
+    single = members[0] if not ensemble else dict.fromkeys(("training_command", "best_epoch", "selection_score"))
     results = {
         "protocol": "multi-corpus training; checkpoint chosen on the mean balanced accuracy over muxspace validation "
                     "people, tfeid validation performers and FER2013 PublicTest (docs/real_photos_rules.md); test "
                     "splits, SFEW Val and FER+ test reported once",
-        "dataset": "fer2013", "command": command, "training_command": settings["command"],
+        "dataset": "fer2013", "command": command, "training_command": single["training_command"],
         "date": datetime.date.today().isoformat(), "trained_on": args.trained_on,
-        "best_epoch": best["epoch"], "epochs_trained": len(log), "selection_score": best["selection_score"],
+        "best_epoch": single["best_epoch"], "epochs_trained": None if ensemble else len(log),
+        "selection_score": single["selection_score"],
         "prior_correction": correction, "test": splits["fer2013/test"], "validation": splits["fer2013/validation"],
         "splits": splits, "limitations": list(args.limitation), "weights_dtype": args.weights_dtype}
     if ensemble:
-        results.update(best_epoch=None, epochs_trained=None, selection_score=None, training_command=None,
-                       member_weights=model.config.member_weights,
-                       members=[{"name": t["member"], "run": t["run"], "training_command": t["settings"]["command"],
-                                 "best_epoch": t["best"]["epoch"], "epochs_trained": len(t["log"]),
-                                 "selection_score": t["best"]["selection_score"]} for t in trainings])
+        results.update(member_weights=model.config.member_weights, members=members)
     (out / "eval_results.json").write_text(json.dumps(results, indent=1))
     card = (ensemble_card(args.name, results, trainings, model) if ensemble
             else model_card(args.name, {**results, "log": log}, settings, model))
