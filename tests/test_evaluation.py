@@ -262,3 +262,8 @@ def test_refuses_a_model_that_is_not_a_fer_hf_type(tmp_path, capsys):
     assert code == 2
     assert "not a fer_hf model" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+    empty = tmp_path / "empty"  # a folder that holds no model at all
+    empty.mkdir()
+    assert main(["evaluate", "--model", str(empty), "--dataset", "imagefolder", "--data_dir", str(CKPLUS),
+                 "--output_dir", str(tmp_path / "out")]) == 2
+    assert "has no config.json: not a saved model folder" in capsys.readouterr().err
