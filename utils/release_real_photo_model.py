@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
         best = max(log, key=lambda entry: entry["selection_score"])
         trainings.append({"member": member, "run": str(run), "log": log, "best": best,
                           "settings": json.loads((run / "mix_settings.json").read_text())})
-    log, best, settings = trainings[0]["log"], trainings[0]["best"], trainings[0]["settings"]
+    log, settings = trainings[0]["log"], trainings[0]["settings"]
     members = [{"name": t["member"], "run": t["run"], "training_command": t["settings"]["command"],
                 "best_epoch": t["best"]["epoch"], "epochs_trained": len(t["log"]),
                 "selection_score": t["best"]["selection_score"]} for t in trainings]
