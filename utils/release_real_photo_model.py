@@ -300,6 +300,12 @@ def model_card(name: str, results: dict, settings: dict, model) -> str:
                        if settings.get("selection_crops") == "recognizer" else
                        "read on the training face cache's centre frames (the figures below go through the "
                        "recognizer)")
+    teacher = settings.get("teacher_model")
+    distilled = (f"- Distilled online (Hinton et al., 2015) from `{Path(teacher).name}`: the teacher read every "
+                 "augmented training face as the student saw it; the loss was "
+                 f"{settings['distillation_alpha']:g} x T^2 x KL(teacher || student) at T = "
+                 f"{settings['distillation_temperature']:g} plus {1 - settings['distillation_alpha']:g} x the "
+                 "cross-entropy on the targets above.\n" if teacher else "")
     freezing = (f"Epoch{'s' if len(frozen) > 1 else ''} {', '.join(map(str, frozen))} trained the head with the early "
                 "blocks frozen; " if frozen else "No blocks were frozen; ")
     return f"""{front_matter(name, fer_test)}# {name}: facial expression recognition for faces in real photos
@@ -342,7 +348,7 @@ ROC) are written by `fer-hf evaluate`. Trained by `{results['training_command']}
 - Augmentation for the gap between corpora and real photos: random framing (scale, aspect, offset), rotation,
   flip, colour jitter, random grayscale, blur, downscale-upscale, JPEG quality, random erasing
   (`mix_settings.json` has every value).
-- {freezing}`train_log.jsonl` has every epoch's development reports (balanced accuracy, per-class
+{distilled}- {freezing}`train_log.jsonl` has every epoch's development reports (balanced accuracy, per-class
   recall, answer shares).
 
 ## Limitations and bias
