@@ -13,7 +13,8 @@ validation people, tfeid validation performers; each photo cropped by the recogn
 The chosen default is the best score among the candidates that pass both gates; with ``--incumbent NAME
 --margin M`` the incumbent stays unless that best score is at least M points above its own, or (with
 ``--fer2013_bar A``, run 6's clause B) a candidate scores at least the incumbent's score and reaches accuracy A (%)
-on FER2013 PublicTest (the validation split, read through `fer-hf evaluate`). Writes
+on FER2013 PublicTest (the validation split, read through `fer-hf evaluate`), or (with ``--speed_ratio R``, run 8's
+clause C) a candidate scores at most ``--speed_tolerance`` points below the incumbent at >= R times its webcam rate. Writes
 ``benchmarks/results/real_photo_default.md`` and ``.json``. No test split is read.
 """
 
@@ -83,6 +84,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--fer2013_bar", type=float, default=None,
                         help="FER2013 PublicTest accuracy (%%) with which a candidate that scores at least the "
                              "--incumbent's replaces it inside the margin (docs/real_photos_rules.md run 6, clause B).")
+    parser.add_argument("--speed_ratio", type=float, default=None,
+                        help="Clause C (docs/real_photos_rules.md run 8): a candidate at most --speed_tolerance points "
+                             "below the --incumbent whose webcam frames/s are at least this many times the "
+                             "incumbent's (same live_path run) replaces it.")
+    parser.add_argument("--speed_tolerance", type=float, default=0.5,
+                        help="Points of mean balanced accuracy (0-100) clause C lets a faster candidate lose.")
     parser.add_argument("--output_name", default="real_photo_default",
                         help="Results go to benchmarks/results/<this>.md and .json (one file per decision).")
     args = parser.parse_args(argv)
@@ -91,23 +98,31 @@ def main(argv=None) -> dict:
     live = json.loads(Path(args.live_path).read_text()) if Path(args.live_path).is_file() else {}
     live = live.get("runs", live)
     started = time.time()
-    if args.fer2013_bar is not None and args.incumbent is None:
-        parser.error("--fer2013_bar needs --incumbent")
+    if (args.fer2013_bar is not None or args.speed_ratio is not None) and args.incumbent is None:
+        parser.error("--fer2013_bar and --speed_ratio need --incumbent")
     candidates = {name: judge(name, Path(args.data), live, args.fer2013_bar) for name in args.models}
     passing = [name for name, c in candidates.items() if c["recall_gate"] and c["speed_gate"]]
     chosen = max(passing, key=lambda name: candidates[name]["score"]) if passing else None
     if args.incumbent in passing and chosen != args.incumbent and (
             candidates[chosen]["score"] - candidates[args.incumbent]["score"]) * 100 < args.margin:
         chosen = args.incumbent  # the challenger's gain is inside the margin the rule asks for
+    if args.incumbent in passing and chosen == args.incumbent:  # clauses B and C may still replace it
+        incumbent = candidates[args.incumbent]
+        clauses = []
         if args.fer2013_bar is not None:  # clause B: as good on real photos and near the FER2013 bar
-            level = [name for name in passing if name != args.incumbent
-                     and candidates[name]["score"] >= candidates[args.incumbent]["score"]
-                     and candidates[name]["fer2013_public_test_accuracy"] * 100 >= args.fer2013_bar]
-            chosen = max(level, key=lambda name: candidates[name]["score"]) if level else chosen
+            clauses += [name for name in passing if name != args.incumbent
+                        and candidates[name]["score"] >= incumbent["score"]
+                        and candidates[name]["fer2013_public_test_accuracy"] * 100 >= args.fer2013_bar]
+        if args.speed_ratio is not None:  # clause C: as good within the noise, and much faster
+            clauses += [name for name in passing if name != args.incumbent
+                        and (incumbent["score"] - candidates[name]["score"]) * 100 <= args.speed_tolerance
+                        and candidates[name]["webcam_fps"] >= args.speed_ratio * incumbent["webcam_fps"]]
+        chosen = max(clauses, key=lambda name: candidates[name]["score"]) if clauses else chosen
     result = {"command": command_line("real_photo_default", argv), "date": time.strftime("%Y-%m-%d %H:%M UTC",
                                                                                           time.gmtime()),
               "machine": machine(), "run_time_s": round(time.time() - started, 1), "rule": "docs/real_photos_rules.md",
               "incumbent": args.incumbent, "margin_points": args.margin, "fer2013_bar": args.fer2013_bar,
+              "speed_ratio": args.speed_ratio, "speed_tolerance_points": args.speed_tolerance,
               "candidates": candidates, "chosen": chosen}
     write_json(result_path(args.output_name, ".json"), result)
     public = args.fer2013_bar is not None
@@ -133,7 +148,10 @@ through the recognizer's detection, framing and alignment. No test split is read
 {chr(10).join(lines)}
 {f"{chr(10)}Incumbent: `{args.incumbent}`; another candidate replaces it only with a score at least {args.margin:g} "
  f"points higher" + (f", or with a score at least the incumbent's and FER2013 PublicTest accuracy >= {args.fer2013_bar:g}%"
-                     if public else "") + f".{chr(10)}" if args.incumbent else ""}
+                     if public else "") + (f", or with a score at most {args.speed_tolerance:g} points below "
+                                          f"it at >= {args.speed_ratio:g}x its webcam frames/s"
+                                          if args.speed_ratio is not None else "") + f".{chr(10)}"
+ if args.incumbent else ""}
 **Chosen: {f'`{chosen}`' if chosen else 'none of the candidates passes both gates'}**
 
 Command: `{result['command']}`  
