@@ -163,14 +163,14 @@ def main(argv=None) -> dict:
                 "best_epoch": t["best"]["epoch"], "epochs_trained": len(t["log"]),
                 "selection_score": t["best"]["selection_score"]} for t in trainings]
     # one training run: its command and checkpoint at the top level; an ensemble: per member (none at the top)
-    single = members[0] if not ensemble else dict.fromkeys(("training_command", "best_epoch", "selection_score"))
+    single = dict.fromkeys(members[0]) if ensemble else members[0]
     results = {
         "protocol": "multi-corpus training; checkpoint chosen on the mean balanced accuracy over muxspace validation "
                     "people, tfeid validation performers and FER2013 PublicTest (docs/real_photos_rules.md); test "
                     "splits, SFEW Val and FER+ test reported once",
         "dataset": "fer2013", "command": command, "training_command": single["training_command"],
         "date": datetime.date.today().isoformat(), "trained_on": args.trained_on,
-        "best_epoch": single["best_epoch"], "epochs_trained": None if ensemble else len(log),
+        "best_epoch": single["best_epoch"], "epochs_trained": single["epochs_trained"],
         "selection_score": single["selection_score"],
         "prior_correction": correction, "test": splits["fer2013/test"], "validation": splits["fer2013/validation"],
         "splits": splits, "limitations": list(args.limitation), "weights_dtype": args.weights_dtype}
