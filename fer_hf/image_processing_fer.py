@@ -258,7 +258,8 @@ class FerImageProcessor(BaseImageProcessor):
         return x
 
     def preprocess(self, images, return_tensors: Optional[Union[str, object]] = None, **kwargs) -> BatchFeature:
-        """One image or a list of images -> `BatchFeature(pixel_values=(batch, C, H, W) float32)`.
+        """One image, or a list, tuple or other iterable of images (e.g. a `datasets` image column) ->
+        `BatchFeature(pixel_values=(batch, C, H, W) float32)`.
 
         Raises:
             TypeError / ValueError: for unsupported inputs (see `to_pil_image`): NaN / infinite values,
@@ -266,7 +267,9 @@ class FerImageProcessor(BaseImageProcessor):
             `CorruptImageError` (OSError): a lazily opened PIL image whose data cannot be decoded.
         """
         if not isinstance(images, (list, tuple)):
-            images = [images]
+            # datasets >= 4 gives ds["image"] as a lazy Column: an iterable of images, not a list
+            one = isinstance(images, (Image.Image, np.ndarray, str, bytes)) or hasattr(images, "detach")
+            images = [images] if one or not hasattr(images, "__iter__") else list(images)
         if len(images) == 0:
             raise ValueError("preprocess() needs at least one image")
         batch = np.stack([self.convert_and_resize(image) for image in images]).transpose(0, 3, 1, 2)

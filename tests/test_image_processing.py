@@ -95,6 +95,20 @@ def test_batch_and_determinism(processor, face_rgb):
     assert torch.equal(batch[0], batch[2]) and torch.equal(batch[0], batch[1])
 
 
+def test_a_datasets_image_column_is_a_batch(processor):
+    """``processor(ds["image"])`` on real CK+ faces: datasets >= 4 returns a lazy column, not a list; it (and any
+    other iterable of images) is read as the batch of its images."""
+    import datasets
+
+    paths = [str(p) for p in sorted((CKPLUS / "happy").glob("*.png"))[:5]]
+    ds = datasets.Dataset.from_dict({"image": paths}).cast_column("image", datasets.Image())
+    faces = [Image.open(p) for p in paths]
+    reference = processor(faces, return_tensors="pt")["pixel_values"]
+    assert reference.shape == (5, 1, 48, 48)
+    assert torch.equal(processor(ds["image"], return_tensors="pt")["pixel_values"], reference)
+    assert torch.equal(processor(iter(faces), return_tensors="pt")["pixel_values"], reference)
+
+
 def test_bad_inputs_raise_clear_errors(processor):
     with pytest.raises(TypeError):
         processor("not an image")

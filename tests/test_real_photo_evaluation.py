@@ -2,6 +2,8 @@
 face crops, balanced accuracy over the classes with enough faces, answer shares, and the corpus registry's
 person-disjoint protocols."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -126,6 +128,76 @@ def test_logit_adjustment_travels_in_the_config_and_is_added_in_forward(tmp_path
     assert loaded.config.logit_adjustment == bias
     with torch.no_grad():
         assert torch.allclose(loaded(pixel_values=pixel_values).logits, plain + torch.tensor(bias), atol=1e-5)
+
+
+def test_training_prior_of_a_mix_is_its_targets_class_mass(tmp_path):
+    """`mix_target_prior` on real FER2013 training labels with their FER+ votes and real tfeid labels: with
+    FER2013's own labels as targets and classes drawn evenly the prior is uniform; with half of each target from the
+    FER+ votes (as the default's members trained) fear carries less than 1/7 of the mass and neutral more, so the
+    logit adjustment raises fear and lowers neutral; the exact sum agrees with what the sampler actually draws."""
+    from fer_hf.data.tfeid import load_tfeid
+    from fer_hf.labels import FER2013_LABELS
+    from fer_hf.training.face_cache import ferplus_distributions
+    from fer_hf.training.multicorpus import MixingSampler, training_targets
+    from fer_hf.training.prior_correction import mix_target_prior, prior_adjustment, training_target_prior
+
+    votes = {path: v for path, v in ferplus_distributions(DATA).items() if path.startswith("train/")}
+    fer_labels = np.array([FER2013_LABELS.index(path.split("/")[1]) for path in votes])
+    tfeid = load_tfeid(DATA / "tfeid")["train"]
+    tfeid_labels = np.asarray(tfeid["label"])
+    labels = {"fer2013": fer_labels, "tfeid": tfeid_labels}
+    soft = {"fer2013": np.stack(list(votes.values())), "tfeid": np.eye(7, dtype=np.float32)[tfeid_labels]}
+    settings = {"mix": {"fer2013": 2.0, "tfeid": 1.0}, "sample_by": "label", "class_power": 0.0, "corpus_power": 0.5,
+                "original_label_weight": 1.0, "label_smoothing": 0.0}
+    assert mix_target_prior(labels, soft, settings) == pytest.approx(np.full(7, 1 / 7))
+    half = {**settings, "original_label_weight": 0.5, "label_smoothing": 0.1}
+    prior = mix_target_prior(labels, soft, half)
+    fear, neutral = FER2013_LABELS.index("fear"), FER2013_LABELS.index("neutral")
+    assert prior.sum() == pytest.approx(1) and prior[fear] < 0.95 / 7 and prior[neutral] > 1.1 / 7
+    bias = prior_adjustment(prior)
+    assert bias[fear] > 0 > bias[neutral] and abs(float(bias.mean())) < 1e-6
+    sampler = MixingSampler(labels, half["mix"], 7, 0.0, 0.5, seed=1)
+    pairs = sampler.draw(20000)
+    drawn = np.concatenate([training_targets(soft[c][[i for cc, i in pairs if cc == c]],
+                                             labels[c][[i for cc, i in pairs if cc == c]], 7, 0.5, 0.1).numpy()
+                            for c in labels]).mean(0)
+    assert np.abs(drawn - prior).max() < 0.006
+    # a run file: the recorded settings are read; a distilled run has the teacher's prior, not the mix's
+    (tmp_path / "mix_settings.json").write_text(json.dumps({**half, "teacher_model": "model_cards/fer-ensemble-real"}))
+    with pytest.raises(ValueError, match="teacher"):
+        training_target_prior(tmp_path, tmp_path)
+    with pytest.raises(FileNotFoundError, match="mix_settings"):
+        training_target_prior(tmp_path / "no-run", tmp_path)
+
+
+def test_ensemble_logit_adjustment_travels_in_its_config_and_is_added_to_its_logits(tmp_path):
+    """The released colour ensemble with biases in its config: saved and loaded again, its logits on real tfeid
+    faces are the plain ensemble's plus the biases (so a positive fear bias answers fear more often); a bias list
+    of the wrong length is refused."""
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from fer_hf.data.tfeid import load_tfeid
+    from fer_hf.models.ensemble import FerEnsembleConfig
+
+    released = REPO / "model_cards" / "fer-ensemble-real"
+    model = AutoModelForImageClassification.from_pretrained(released).eval()
+    processor = AutoImageProcessor.from_pretrained(released)
+    faces = list(load_tfeid(DATA / "tfeid")["validation"].select(range(48))["image"])
+    pixel_values = processor(faces, return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        plain = model(pixel_values=pixel_values).logits
+    bias = [0.0, 0.0, 3.0, 0.0, 0.0, 0.0, -1.0]
+    model.config.logit_adjustment = bias
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    assert loaded.config.logit_adjustment == bias
+    with torch.no_grad():
+        adjusted = loaded(pixel_values=pixel_values).logits
+    assert torch.allclose(adjusted, plain + torch.tensor(bias), atol=1e-4)
+    assert int((adjusted.argmax(1) == 2).sum()) > int((plain.argmax(1) == 2).sum())
+    with pytest.raises(ValueError, match="one bias per label"):
+        FerEnsembleConfig(members=model.config.members, logit_adjustment=[0.0, 1.0])
 
 
 def test_default_reads_real_photo_test_people_better_than_the_fer2013_model(tmp_path, monkeypatch):

@@ -20,8 +20,8 @@ from .configuration_fer_ensemble import FerEnsembleConfig
 @dataclass
 class FerEnsembleOutput(ImageClassifierOutputWithNoAttention):
     """``logits``: (batch, num_labels) log of the weighted average of the members' probabilities (so
-    ``softmax(logits)`` is that average); ``member_logits``: (batch, num_members, num_labels), each
-    member's own logits, when ``output_member_logits=True``."""
+    ``softmax(logits)`` is that average), plus ``config.logit_adjustment`` when set; ``member_logits``: (batch,
+    num_members, num_labels), each member's own logits, when ``output_member_logits=True``."""
 
     member_logits: Optional[torch.FloatTensor] = None
 
@@ -66,7 +66,8 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
             normalized with config.image_mean / image_std (the ensemble's image processor output).
         labels: optional long tensor (batch,) or soft targets (batch, num_labels); ``loss`` is then the
             negative log-likelihood (cross-entropy) of the averaged probabilities.
-    Returns [`FerEnsembleOutput`]: ``logits`` (batch, num_labels) = log(sum_i w_i softmax(member_i logits)).
+    Returns [`FerEnsembleOutput`]: ``logits`` (batch, num_labels) = log(sum_i w_i softmax(member_i logits)) (+ the
+    config's ``logit_adjustment`` biases, when set).
     """
 
     def __init__(self, config: FerEnsembleConfig):
@@ -171,6 +172,8 @@ class FerEnsembleForImageClassification(FerEnsemblePreTrainedModel):
         weights = torch.tensor(self.config.member_weights, device=member_logits.device).view(1, -1, 1)
         probabilities = (member_logits.softmax(-1) * weights).sum(1)
         logits = torch.log(probabilities.clamp_min(1e-12))
+        if getattr(self.config, "logit_adjustment", None) is not None:
+            logits = logits + torch.tensor(self.config.logit_adjustment, dtype=logits.dtype, device=logits.device)
         loss = None
         if labels is not None:
             labels = labels.to(logits.device)

@@ -29,17 +29,22 @@ class FerEnsembleConfig(PretrainedConfig):
         image_size (`int`, *optional*, defaults to 48): height and width of the ensemble's input, in pixels.
         image_mean (`list[float]`, *optional*, defaults to `[0.5]`): normalization mean of the input.
         image_std (`list[float]`, *optional*, defaults to `[0.25]`): normalization std of the input.
+        logit_adjustment (`list[float]`, *optional*): per-class biases added to the ensemble's logits (the log of
+            the averaged probabilities) in ``forward``: a prior correction (`fer_hf.training.prior_correction`,
+            e.g. post-hoc logit adjustment with the members' training prior, Menon et al., ICLR 2021). None
+            (default) adds nothing. The model card states where the biases come from.
         id2label / label2id / num_labels: the label set, which every member must share.
         kwargs: passed to [`PretrainedConfig`].
 
     Raises:
-        ValueError: when members disagree on labels, or weights do not match the members.
+        ValueError: when members disagree on labels, weights do not match the members, or
+            ``logit_adjustment`` does not have one bias per label.
     """
 
     model_type = "fer_ensemble"
 
     def __init__(self, members=None, member_weights=None, num_channels=1, image_size=48, image_mean=None,
-                 image_std=None, **kwargs):
+                 image_std=None, logit_adjustment=None, **kwargs):
         members = [dict(m) for m in (members or [])]
         if members and "id2label" not in kwargs and "num_labels" not in kwargs:
             id2label = {int(k): v for k, v in members[0]["config"]["id2label"].items()}
@@ -64,3 +69,7 @@ class FerEnsembleConfig(PretrainedConfig):
         self.image_size = image_size
         self.image_mean = list(image_mean) if image_mean is not None else [0.5] * num_channels
         self.image_std = list(image_std) if image_std is not None else [0.25] * num_channels
+        self.logit_adjustment = None if logit_adjustment is None else [float(v) for v in logit_adjustment]
+        if self.logit_adjustment is not None and len(self.logit_adjustment) != self.num_labels:
+            raise ValueError(f"logit_adjustment needs one bias per label ({self.num_labels}); "
+                             f"got {len(self.logit_adjustment)}")
