@@ -96,9 +96,10 @@ def main(argv=None) -> dict:
                         help="Store the weights in float16 (rounded before any split is measured).")
     parser.add_argument("--name", required=True, help="The released name (folder under model_cards/).")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--prior_correction", default=None,
-                        help="prior_correction.json of `python -m fer_hf.training.prior_correction`: its pooled "
-                             "biases are applied when its adoption test passed.")
+    parser.add_argument("--prior_correction", action="append", default=[],
+                        help="prior_correction.json of `python -m fer_hf.training.prior_correction` (repeatable: "
+                             "each test is described in the card): the biases of the one whose adoption test "
+                             "passed are put in config.logit_adjustment.")
     parser.add_argument("--trained_on", required=True,
                         help="Where the model was trained, for the card (e.g. \"2-core AMD EPYC CPU, no GPU\").")
     parser.add_argument("--limitation", action="append", default=[],
@@ -122,13 +123,14 @@ def main(argv=None) -> dict:
     runs = [Path(r) for r in args.member_runs or []] if ensemble else [Path(args.run_dir)]
     if ensemble and len(runs) != len(names):
         parser.error(f"--member_runs needs one run per member ({names}), got {args.member_runs}")
-    correction = json.loads(Path(args.prior_correction).read_text()) if args.prior_correction else None
-    adopt = bool(correction and correction["adopt"])
-    if ensemble and adopt:
-        parser.error("an adopted prior correction is applied by a single network's logit_adjustment; "
-                     "an ensemble has none")
+    tests = [json.loads(Path(path).read_text()) for path in args.prior_correction]
+    adopted = [t for t in tests if t["adopt"]]
+    if len(adopted) > 1:
+        parser.error("more than one --prior_correction passed its adoption test: give the one to apply")
+    # one test: its report as before; several: the list (the card describes each)
+    correction = tests[0] if len(tests) == 1 else (tests or None)
+    model.config.logit_adjustment = [float(v) for v in adopted[0]["bias"]] if adopted else None
     if not ensemble:
-        model.config.logit_adjustment = [float(v) for v in correction["bias"]] if adopt else None
         model.config.backbone_weights = Path(model.config.backbone_weights or "").name or None
     if args.weights_dtype == "float16":
         round_to_float16_(model)
@@ -185,19 +187,37 @@ def main(argv=None) -> dict:
 
 
 def prior_text(correction) -> str:
-    """The card's prior-correction paragraph."""
-    if correction is None:
-        prior = "No prior correction was tested for this release: the logits are the network's own."
+    """The card's prior-correction paragraph: one sentence per test (`fer_hf.training.prior_correction`)."""
+    if not correction:
+        return "No prior correction was tested for this release: the logits are the network's own."
+    return " ".join(_one_prior_text(test) for test in (correction if isinstance(correction, list) else [correction]))
+
+
+def _one_prior_text(correction: dict) -> str:
+    verdict = "adopted" if correction["adopt"] else "not adopted"
+    biases = ", ".join(f"{label} {bias:+.2f}" for label, bias in zip(correction["labels"], correction["bias"]))
+    if correction.get("method") == "training_prior":
+        prior = ", ".join(f"{label} {p:.3f}" for label, p in zip(correction["labels"], correction["prior"]))
+        public = correction.get("fer2013/validation")
+        text = (f"Post-hoc logit adjustment with the training prior (Menon et al., ICLR 2021, tau = 1; "
+                f"`{correction['command']}`): the class mass of the targets the member(s) trained on ({prior}), "
+                f"computed from the runs' recorded settings and fitted on no face, subtracted as log-probabilities "
+                f"gave a mean balanced accuracy on the development splits of {correction['adjusted_mean'] * 100:.1f}% "
+                f"against {correction['uncorrected_mean'] * 100:.1f}% without")
+        if public:
+            text += (f", and {public['adjusted'] * 100:.1f}% against {public['uncorrected'] * 100:.1f}% balanced on "
+                     f"FER2013 PublicTest")
+        text += f": **{verdict}**."
     else:
-        verdict = "adopted" if correction["adopt"] else "not adopted"
-        prior = (f"Tested under the rule (`{correction['command']}`): biases fitted on one development split and "
-                 f"scored on the other gave a mean balanced accuracy of {correction['cross_fitted_mean'] * 100:.1f}% "
-                 f"against {correction['uncorrected_mean'] * 100:.1f}% without: **{verdict}**.")
-        if correction["adopt"]:
-            biases = ", ".join(f"{label} {bias:+.2f}" for label, bias in zip(correction["labels"], correction["bias"]))
-            prior += (f" The biases fitted on both development splits pooled are in `config.logit_adjustment` and "
-                      f"added to the logits in `forward`: {biases}. Every figure above includes them.")
-    return prior
+        text = (f"Tested under the rule (`{correction['command']}`): biases fitted on one development split and "
+                f"scored on the other gave a mean balanced accuracy of {correction['cross_fitted_mean'] * 100:.1f}% "
+                f"against {correction['uncorrected_mean'] * 100:.1f}% without: **{verdict}**.")
+    if correction["adopt"]:
+        source = ("These biases" if correction.get("method") == "training_prior"
+                  else "The biases fitted on both development splits pooled")
+        text += (f" {source} are in `config.logit_adjustment` and added to the logits in `forward`: {biases}. "
+                 f"Every figure above includes them.")
+    return text
 
 
 def front_matter(name: str, fer_test: dict) -> str:
@@ -403,6 +423,8 @@ def ensemble_card(name: str, results: dict, trainings: list, model) -> str:
     extra = "".join(f"- {text}\n" for text in results.get("limitations", []))
     stored = (" The weights are stored in float16 (loaded as float32); every figure here is of the stored weights."
               if results.get("weights_dtype") == "float16" else "")
+    adjusted = (" The log of that average is then shifted by one bias per class (`config.logit_adjustment`, see Prior "
+                "correction) before the answer is read." if config.logit_adjustment else "")
     return f"""{front_matter(name, fer_test)}# {name}: facial expression recognition for faces in real photos
 
 An ensemble (`model_type="fer_ensemble"`, {parameters / 1e6:.2f}M parameters) of {len(model.members)} networks
@@ -412,7 +434,7 @@ trained with fer_hf on a mix of corpora: FER2013 ({fer_targets}), muxspace (news
 {chr(10).join(rows)}
 
 The ensemble takes one {config.image_size}x{config.image_size} RGB face; a gray member is given the luma of the same
-face at its own input size.{stored} Trained on {results['trained_on']}. It classifies a cropped face into 7
+face at its own input size.{adjusted}{stored} Trained on {results['trained_on']}. It classifies a cropped face into 7
 expressions: angry, disgust, fear, happy, sad, surprise, neutral; `fer_hf.FaceExpressionRecognizer` finds and crops
 the faces first, and the members were trained on faces framed as the recognizer frames them.
 
