@@ -111,8 +111,9 @@ def main(argv=None) -> dict:
                         help="Read each split's metrics.json from --reports_dir where an earlier run of this command "
                              "on the same model wrote it, instead of measuring again.")
     args = parser.parse_args(argv)
+    # the command that measures everything again (--reuse_reports only skips work whose results it would repeat)
     command = "python utils/release_real_photo_model.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv) if a != "--reuse_reports")
     out = REPO / "model_cards" / args.name
     source = Path(args.ensemble_dir) if args.ensemble_dir else Path(args.run_dir) / "best"
     model = load_fer_model(source)
@@ -148,7 +149,6 @@ def main(argv=None) -> dict:
         folder = Path(args.reports_dir) / args.name / key.replace("/", "-")
         if args.reuse_reports and (folder / "metrics.json").is_file():
             report = json.loads((folder / "metrics.json").read_text())
-            command = report["command"]
         else:
             report = evaluate_model(str(out), corpus, str(Path(args.data) / path), split=split,
                                     calibration_split="none", output_dir=str(folder), command=command)
