@@ -318,7 +318,8 @@ def test_recognizer_selection_crops_score_the_split_as_fer_hf_evaluate_does(tmp_
 def test_released_colour_ensemble_feeds_each_member_as_its_own_processor_does(tfeid):
     """fer-ensemble-real takes one 112 px colour face: its colour MobileNet member gets that face, its gray 48 px
     VGG member the luma of it resized. On real tfeid validation faces the ensemble's answers are those of the
-    members' probabilities averaged with each member fed by its own saved processor (as trained): the MobileNet
+    members' probabilities averaged (then shifted by the release's logit adjustment) with each member fed by its
+    own saved processor (as trained): the MobileNet
     gets exactly its own input, the VGG one close to what its processor makes of the face."""
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -340,7 +341,10 @@ def test_released_colour_ensemble_feeds_each_member_as_its_own_processor_does(tf
         alone = [m(pixel_values=x).logits.softmax(-1) for m, x in zip((first, second), own)]
         within = [m(pixel_values=x).logits.softmax(-1) for m, x in zip((first, second), inside)]
         averaged = sum(w * p for w, p in zip(ensemble.config.member_weights, alone))
-        probabilities = ensemble(pixel_values=pixel_values).logits.exp()
+        # the released ensemble shifts the log of that average by its logit adjustment (its card, Prior correction)
+        bias = torch.tensor(ensemble.config.logit_adjustment or [0.0] * ensemble.config.num_labels)
+        averaged = (averaged.log() + bias).softmax(-1)
+        probabilities = ensemble(pixel_values=pixel_values).logits.softmax(-1)
     assert len(faces) >= 40
     for a, b in zip(alone, within):  # each member answers as it does fed by its own processor
         assert (a.argmax(-1) == b.argmax(-1)).float().mean() >= 0.95
