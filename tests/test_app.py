@@ -299,3 +299,11 @@ def test_ensemble_members_shown_beside_the_ensemble(tmp_path, fer2013_recognizer
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert cells[2] == f"{face['top_emotion']} {face['top_score']:.0%}"
         assert cells[3].startswith("surprise")
+    # an ensemble whose answer is shifted by a logit adjustment says so above its column; the members' stay their own
+    ensemble.config.logit_adjustment = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0]
+    ensemble.save_pretrained(tmp_path / "adjusted")  # another folder: the app keeps loaded models by path
+    fer2013_recognizer.image_processor.save_pretrained(tmp_path / "adjusted")
+    adjusted = analyze_image(photo, model=str(tmp_path / "adjusted"), detector="mtcnn").summary
+    assert "| face | ensemble (prior-adjusted) | released (weight 0.70) |" in adjusted
+    rows = [line for line in adjusted.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert all(c.strip().startswith("neutral") for c in (r.strip("|").split("|")[1] for r in rows))

@@ -255,11 +255,13 @@ def ensemble_member_predictions(recognizer, image, faces: Optional[list] = None)
 
 
 def ensemble_members_markdown(recognizer, image, faces: Optional[list] = None) -> str:
-    """A Markdown table: one row per face, the ensemble's top emotion beside each member's (with weights)."""
+    """A Markdown table: one row per face, the ensemble's top emotion beside each member's (with weights); the
+    ensemble's column says so when its answer includes a logit adjustment that the members' own do not."""
     rows = ensemble_member_predictions(recognizer, image, faces)
     config = recognizer.model.config
     names = [member["name"] for member in config.members]
-    header = "| face | ensemble | " + " | ".join(f"{n} (weight {w:.2f})" for n, w in zip(names, config.member_weights))
+    ensemble = "ensemble (prior-adjusted)" if getattr(config, "logit_adjustment", None) else "ensemble"
+    header = f"| face | {ensemble} | " + " | ".join(f"{n} (weight {w:.2f})" for n, w in zip(names, config.member_weights))
     lines = [header + " |", "| --- " * (len(names) + 2) + "|"]
     for i, row in enumerate(rows):
         lines.append(f"| {i} | " + " | ".join(f"{row[k][0]} {row[k][1]:.0%}" for k in ["ensemble", *names]) + " |")
