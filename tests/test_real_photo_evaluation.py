@@ -158,9 +158,9 @@ def test_training_prior_of_a_mix_is_its_targets_class_mass(tmp_path):
     assert bias[fear] > 0 > bias[neutral] and abs(float(bias.mean())) < 1e-6
     sampler = MixingSampler(labels, half["mix"], 7, 0.0, 0.5, seed=1)
     pairs = sampler.draw(20000)
-    drawn = np.concatenate([training_targets(soft[c][[i for cc, i in pairs if cc == c]],
-                                             labels[c][[i for cc, i in pairs if cc == c]], 7, 0.5, 0.1).numpy()
-                            for c in labels]).mean(0)
+    drawn_rows = {c: [i for cc, i in pairs if cc == c] for c in labels}
+    drawn = np.concatenate([training_targets(soft[c][rows], labels[c][rows], 7, 0.5, 0.1).numpy()
+                            for c, rows in drawn_rows.items()]).mean(0)
     assert np.abs(drawn - prior).max() < 0.006
     # a run file: the recorded settings are read; a distilled run has the teacher's prior, not the mix's
     (tmp_path / "mix_settings.json").write_text(json.dumps({**half, "teacher_model": "model_cards/fer-ensemble-real"}))

@@ -57,6 +57,12 @@ def fit_logit_adjustment(logits: np.ndarray, labels: np.ndarray, num_labels: int
     return (out - out.mean()).astype(np.float32)
 
 
+def _balanced_accuracies(dev: dict, num_labels: int, minimum: dict, bias=0.0) -> dict:
+    """{split: balanced accuracy of ``logits + bias``} for ``dev`` = {split: (logits, labels)}."""
+    return {name: balanced_accuracy(y, (l + bias).argmax(1), num_labels, minimum[name])[0]
+            for name, (l, y) in dev.items()}
+
+
 def cross_fitted_gain(dev: dict, num_labels: int, min_class_faces: dict | None = None) -> dict:
     """The adoption test of docs/real_photos_rules.md: for two development splits A and B, biases fitted on A
     are scored on B and the other way round; the mean balanced accuracy of the corrected scores is compared
@@ -75,7 +81,7 @@ def cross_fitted_gain(dev: dict, num_labels: int, min_class_faces: dict | None =
         raise ValueError(f"cross-fitting needs exactly two development splits; got {sorted(dev)}")
     minimum = {name: (min_class_faces or {}).get(name, 1) for name in dev}
     (a, (la, ya)), (b, (lb, yb)) = dev.items()
-    plain = {name: balanced_accuracy(y, l.argmax(1), num_labels, minimum[name])[0] for name, (l, y) in dev.items()}
+    plain = _balanced_accuracies(dev, num_labels, minimum)
     bias_a = fit_logit_adjustment(la, ya, num_labels, minimum[a])
     bias_b = fit_logit_adjustment(lb, yb, num_labels, minimum[b])
     crossed = {b: balanced_accuracy(yb, (lb + bias_a).argmax(1), num_labels, minimum[b])[0],
@@ -252,9 +258,8 @@ def training_prior_gain(dev: dict, model, runs, face_cache_dir, min_class_faces:
     bias = prior_adjustment(prior)
     num_labels = len(prior)
     minimum = {name: (min_class_faces or {}).get(name, 1) for name in dev}
-    plain = {name: balanced_accuracy(y, l.argmax(1), num_labels, minimum[name])[0] for name, (l, y) in dev.items()}
-    adjusted = {name: balanced_accuracy(y, (l + bias).argmax(1), num_labels, minimum[name])[0]
-                for name, (l, y) in dev.items()}
+    plain = _balanced_accuracies(dev, num_labels, minimum)
+    adjusted = _balanced_accuracies(dev, num_labels, minimum, bias)
     result = {"method": "training_prior", "runs": [str(r) for r in runs], "run_priors": priors.tolist(),
               "prior": prior.tolist(), "tau": 1.0, "uncorrected": plain, "adjusted": adjusted,
               "uncorrected_mean": float(np.mean(list(plain.values()))),
@@ -307,11 +312,12 @@ def main(argv=None) -> dict:
     from ..models import load_fer_model
 
     model = load_fer_model(args.model)  # loaded once: scored here, saved with the biases under --apply
-    dev = development_log_probabilities(args.model, args.data, model=model)
+    # the training-prior test also reads FER2013 PublicTest: decoded and scored in the same pass
+    splits = DEVELOPMENT_SPLITS + ((("fer2013", "validation"),) if args.training_prior else ())
+    dev = development_log_probabilities(args.model, args.data, splits=splits, model=model)
+    public = dev.pop("fer2013/validation", None)
     minimum = {name: min_class_faces(name) for name in dev}
     if args.training_prior:
-        public = development_log_probabilities(args.model, args.data, splits=(("fer2013", "validation"),),
-                                               model=model)["fer2013/validation"]
         result = training_prior_gain(dev, model, args.training_prior, args.face_cache_dir, minimum, public)
     else:
         result = cross_fitted_gain(dev, len(FER2013_LABELS), minimum)
